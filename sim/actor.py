@@ -1,0 +1,176 @@
+"""Actors: simulated servers with a mailbox, a concurrency limit and a lifecycle.
+
+An actor receives requests over the network, queues them in its :class:`~sim.queue.Mailbox`,
+and serves at most ``concurrency`` at a time (threads, a connection pool).  Each request
+holds a worker for a service time drawn from the actor's distribution plus whatever the
+handler itself waits for -- a handler may return system logic (a generator), which the
+driver runs *inside the worker*, so a slow dependency really does exhaust the pool.
+
+Lifecycle: :meth:`Actor.crash` loses volatile state, the queued requests and the work in
+flight; the actor refuses connections until it restarts ``restart_after`` seconds later.
+Durable state (what a database keeps on disk) is the subclass's business and survives.
+
+Faults attached here: added latency (extra service time), error rate (requests answered
+with :class:`~sim.ops.Rejected`), crash/restart.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim.distributions import Distribution, Sampler, constant
+from sim.driver import Abandoned
+from sim.ops import Operation, OpError, Rejected, Unavailable
+from sim.queue import Mailbox
+
+if TYPE_CHECKING:
+    from sim.kernel import Kernel
+
+__all__ = ["Actor", "Request"]
+
+
+@dataclass(slots=True)
+class Request:
+    """An operation in transit: who asked, and the event that resolves the caller's wait."""
+
+    op: Operation
+    origin: str
+    reply: simpy.Event
+    sent_at: float
+
+
+class Actor:
+    """A simulated server; subclasses implement :meth:`handle`."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        name: str,
+        *,
+        zone: str,
+        region: str,
+        concurrency: int = 1,
+        service_time: Distribution | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"{name}: concurrency must be >= 1 (got {concurrency})")
+        self.kernel = kernel
+        self.name = name
+        self.zone = zone
+        self.region = region
+        self.concurrency = concurrency
+        self.rng = kernel.streams.stream(name)
+        self._service = (service_time or constant(0.0)).sampler(self.rng)
+        self.mailbox: Mailbox[Request] = Mailbox(kernel.env)
+        self.up = True
+        self.epoch = 0
+        self.busy = 0
+        self.crashes = 0
+        self.served = 0
+        self.refused = 0
+        self.lost_in_crash = 0
+        self.added_latency: list[Sampler] = []
+        self.error_rate = 0.0
+        kernel.register(self, zone=zone, region=region)
+        self._workers = [kernel.env.process(self._work()) for _ in range(concurrency)]
+
+    # -- what subclasses provide -----------------------------------------------------------
+    def handle(self, op: Operation, origin: str) -> Any:
+        """Serve ``op``: return a result, raise an :class:`OpError`, or return logic to drive."""
+        raise Rejected("unsupported", f"{self.name} does not handle {op.name}")
+
+    def service_time(self, op: Operation) -> float:
+        """Seconds of work ``op`` costs this actor before the handler runs."""
+        return self._service()
+
+    def on_crash(self) -> None:
+        """Drop volatile state (override); the base class already drops queued work."""
+
+    def on_restart(self) -> None:
+        """Rebuild volatile state after a restart (override)."""
+
+    def inventory(self) -> dict[str, int]:
+        """Counted ledger items this actor holds right now (override)."""
+        return {}
+
+    # -- receiving -------------------------------------------------------------------------
+    def deliver(self, request: Request) -> None:
+        """A request arrived from the network."""
+        if not self.up:
+            self.refused += 1
+            self.kernel.driver.reply(self.name, request, Unavailable("refused", f"{self.name} is down"))
+            return
+        self.mailbox.put(request)
+
+    def _work(self) -> Generator[simpy.Event, Any, None]:
+        env = self.kernel.env
+        driver = self.kernel.driver
+        while True:
+            if not self.mailbox:
+                yield self.mailbox.wait()
+                continue
+            request = self.mailbox.pop()
+            epoch = self.epoch
+            self.busy += 1
+            try:
+                delay = self.service_time(request.op)
+                for added in self.added_latency:
+                    delay += added()
+                if delay > 0:
+                    yield env.timeout(delay)
+                if self.epoch != epoch:
+                    continue  # crashed while serving: the work and its reply are lost
+                if self.error_rate and self.rng.random() < self.error_rate:
+                    driver.reply(self.name, request, Rejected("injected_error", f"{self.name} failed"))
+                    continue
+                try:
+                    outcome = self.handle(request.op, request.origin)
+                    if inspect.isgenerator(outcome):
+                        outcome = yield from driver.drive(outcome, self, epoch)
+                except OpError as error:
+                    outcome = error
+                except Abandoned:
+                    continue  # crashed while the handler's logic was waiting
+                if self.epoch != epoch:
+                    continue
+                self.served += 1
+                driver.reply(self.name, request, outcome)
+            finally:
+                self.busy -= 1
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def crash(self, restart_after: float) -> None:
+        """Fail now, losing queued and in-flight work; come back after ``restart_after`` s."""
+        if not self.up:
+            return
+        self.up = False
+        self.epoch += 1
+        self.crashes += 1
+        self.lost_in_crash += len(self.mailbox.clear()) + self.busy
+        self.on_crash()
+        self.kernel.call_later(restart_after, self._restart)
+
+    def _restart(self) -> None:
+        self.up = True
+        self.on_restart()
+
+    @property
+    def queue_length(self) -> int:
+        """Requests waiting for a worker."""
+        return len(self.mailbox)
+
+    def stats(self) -> dict[str, int]:
+        """Per-component figures for the result file."""
+        return {
+            "served": self.served,
+            "refused": self.refused,
+            "crashes": self.crashes,
+            "lost_in_crash": self.lost_in_crash,
+            "queued_at_end": self.queue_length,
+            "busy_at_end": self.busy,
+        }

@@ -1,0 +1,152 @@
+"""Streaming metrics whose memory does not grow with the number of samples.
+
+* :class:`Histogram` -- log-bucketed quantile sketch (the DDSketch idea): a value ``x > 0``
+  falls in bucket ``ceil(log(x) / log(gamma))`` with ``gamma = (1 + a) / (1 - a)``, so any
+  quantile is returned within relative error ``a`` (0.5 % by default, inside the 1 % the
+  reports promise).  Memory is one counter per occupied bucket: a few thousand at most
+  for values spanning microseconds to days.
+* :class:`TimeSeries` -- counters and gauges summed per fixed interval, for plots and SLO
+  windows; its size grows with simulated duration divided by the interval only.
+* :class:`Metrics` -- a registry so components do not pass metric objects around.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+__all__ = ["Histogram", "Metrics", "TimeSeries"]
+
+
+class Histogram:
+    """Quantile sketch with bounded relative error; see the module docstring."""
+
+    __slots__ = ("_gamma_log", "_buckets", "_zero", "count", "total", "min", "max", "accuracy")
+
+    def __init__(self, accuracy: float = 0.005) -> None:
+        if not 0 < accuracy < 0.5:
+            raise ValueError(f"accuracy must be in (0, 0.5) (got {accuracy})")
+        self.accuracy = accuracy
+        self._gamma_log = math.log((1 + accuracy) / (1 - accuracy))
+        self._buckets: dict[int, int] = {}
+        self._zero = 0
+        self.count = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: float) -> None:
+        """Record one value; values <= 0 are kept in an exact zero bucket."""
+        self.count += 1
+        self.total += value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        if value > 0:
+            key = math.ceil(math.log(value) / self._gamma_log)
+            buckets = self._buckets
+            buckets[key] = buckets.get(key, 0) + 1
+        else:
+            self._zero += 1
+
+    def extend(self, values: Iterable[float]) -> None:
+        """Record many values."""
+        for value in values:
+            self.add(value)
+
+    def merge(self, other: Histogram) -> None:
+        """Add ``other``'s samples (same accuracy required) into this sketch."""
+        if other.accuracy != self.accuracy:
+            raise ValueError("cannot merge histograms of different accuracy")
+        for key, n in other._buckets.items():
+            self._buckets[key] = self._buckets.get(key, 0) + n
+        self._zero += other._zero
+        self.count += other.count
+        self.total += other.total
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q``-quantile (0 <= q <= 1), or None when empty."""
+        if not 0 <= q <= 1:
+            raise ValueError(f"q must be in [0, 1] (got {q})")
+        if self.count == 0:
+            return None
+        rank = q * (self.count - 1)
+        if rank < self._zero:
+            return 0.0 if self.min >= 0 else self.min
+        seen = self._zero
+        for key in sorted(self._buckets):
+            seen += self._buckets[key]
+            if seen > rank:
+                # Midpoint (in relative terms) of the bucket (gamma^(k-1), gamma^k].
+                estimate = 2 * math.exp(key * self._gamma_log) / (1 + math.exp(self._gamma_log))
+                return min(max(estimate, self.min), self.max)
+        return self.max
+
+    @property
+    def mean(self) -> float | None:
+        """Exact mean of the recorded values, or None when empty."""
+        return self.total / self.count if self.count else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        """Count, mean, p50/p95/p99 and max, as plain numbers for result files."""
+        return {
+            "count": self.count,
+            "mean": self.mean,
+            "p50": self.quantile(0.50),
+            "p95": self.quantile(0.95),
+            "p99": self.quantile(0.99),
+            "max": self.max if self.count else None,
+        }
+
+
+class TimeSeries:
+    """Values summed into fixed-width time buckets (``interval`` seconds each)."""
+
+    __slots__ = ("interval", "_sums")
+
+    def __init__(self, interval: float) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 (got {interval})")
+        self.interval = interval
+        self._sums: dict[int, float] = {}
+
+    def add(self, t: float, value: float = 1.0) -> None:
+        """Add ``value`` to the bucket holding time ``t``."""
+        key = int(t // self.interval)
+        self._sums[key] = self._sums.get(key, 0.0) + value
+
+    def series(self, until: float) -> list[float]:
+        """Bucket sums from time 0 up to ``until``, zero-filled."""
+        n = max(0, math.ceil(until / self.interval))
+        return [self._sums.get(i, 0.0) for i in range(n)]
+
+
+class Metrics:
+    """Named counters, histograms and time series, created on first use."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self.counters: dict[str, int | float] = {}
+        self.histograms: dict[str, Histogram] = {}
+        self.series: dict[str, TimeSeries] = {}
+
+    def inc(self, name: str, n: int | float = 1) -> None:
+        """Add ``n`` to counter ``name``."""
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def histogram(self, name: str) -> Histogram:
+        """The histogram called ``name``."""
+        hist = self.histograms.get(name)
+        if hist is None:
+            hist = self.histograms[name] = Histogram()
+        return hist
+
+    def timeseries(self, name: str) -> TimeSeries:
+        """The per-interval series called ``name``."""
+        ts = self.series.get(name)
+        if ts is None:
+            ts = self.series[name] = TimeSeries(self.interval)
+        return ts

@@ -1,0 +1,199 @@
+"""The simulated network: a networkx graph of nodes grouped in zones and regions.
+
+Topology: every node hangs off its zone's hub, every zone hub off its region's hub, and
+region hubs are meshed.  Each edge (a *link*) has a latency distribution; a message's
+delay is the sum of one draw per link on its path (paths are cached).
+
+Faults act here:
+
+* a **partition** separates two groups of nodes (a group is a node, a zone or a region
+  name) for a window: messages between them are silently dropped, so callers see
+  timeouts, as they would with a real partition;
+* **loss**, **duplication**, **reordering** and **added latency** attach to a node and
+  affect every message to or from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from sim.distributions import Sampler
+from sim.errors import ModelDefinitionError
+
+__all__ = ["Network", "NodeFaults"]
+
+
+@dataclass(slots=True)
+class NodeFaults:
+    """Message faults currently attached to one node (summed over active faults)."""
+
+    loss: float = 0.0
+    duplication: float = 0.0
+    reorder: float = 0.0
+    added: list[Sampler] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """Whether any fault is attached."""
+        return bool(self.loss or self.duplication or self.reorder or self.added)
+
+
+class Network:
+    """Carries messages between named nodes; see the module docstring."""
+
+    def __init__(
+        self,
+        env: Any,
+        rng: np.random.Generator,
+        *,
+        link_latency: Callable[[str], Sampler],
+    ) -> None:
+        """``link_latency(kind)`` builds a sampler for link kinds 'access', 'zone', 'region'."""
+        self._env = env
+        self._rng = rng
+        self._link_latency = link_latency
+        self.graph = nx.Graph()
+        self._paths: dict[tuple[str, str], tuple[Sampler, ...]] = {}
+        self._faults: dict[str, NodeFaults] = {}
+        self._partitions: list[tuple[frozenset[str], frozenset[str]]] = []
+        self.dropped = 0
+        self.duplicated = 0
+
+    # -- topology ------------------------------------------------------------------------
+    def add_node(self, name: str, *, zone: str, region: str) -> None:
+        """Attach node ``name`` to ``zone`` in ``region`` (hubs are created on demand)."""
+        if name in self.graph:
+            raise ModelDefinitionError(f"network node {name!r} added twice")
+        region_hub, zone_hub = f"region:{region}", f"zone:{zone}"
+        if region_hub not in self.graph:
+            for other in [n for n, kind in self.graph.nodes(data="kind") if kind == "region"]:
+                self.graph.add_edge(region_hub, other, latency=self._link_latency("region"))
+            self.graph.add_node(region_hub, kind="region", region=region, zone=None)
+        if zone_hub not in self.graph:
+            self.graph.add_node(zone_hub, kind="zone", region=region, zone=zone)
+            self.graph.add_edge(zone_hub, region_hub, latency=self._link_latency("zone"))
+        self.graph.add_node(name, kind="node", region=region, zone=zone)
+        self.graph.add_edge(name, zone_hub, latency=self._link_latency("access"))
+        self._paths.clear()
+
+    def nodes(self) -> list[str]:
+        """Names of the endpoint nodes (not hubs), in insertion order."""
+        return [n for n, kind in self.graph.nodes(data="kind") if kind == "node"]
+
+    def groups(self) -> set[str]:
+        """Every name a partition may use: nodes, zones and regions."""
+        names = set(self.nodes())
+        for _, data in self.graph.nodes(data=True):
+            if data["kind"] == "node":
+                names.add(data["zone"])
+                names.add(data["region"])
+        return names
+
+    def members(self, group: str) -> frozenset[str]:
+        """Endpoint nodes in ``group`` (a node, zone or region name)."""
+        found = {
+            n
+            for n, data in self.graph.nodes(data=True)
+            if data["kind"] == "node" and group in (n, data["zone"], data["region"])
+        }
+        if not found:
+            raise ModelDefinitionError(f"no node, zone or region called {group!r}")
+        return frozenset(found)
+
+    def _path(self, src: str, dst: str) -> tuple[Sampler, ...]:
+        key = (src, dst)
+        path = self._paths.get(key)
+        if path is None:
+            hops = nx.shortest_path(self.graph, src, dst)
+            path = tuple(self.graph.edges[a, b]["latency"] for a, b in zip(hops, hops[1:]))
+            self._paths[key] = path
+        return path
+
+    # -- faults --------------------------------------------------------------------------
+    def faults_of(self, node: str) -> NodeFaults:
+        """The fault record attached to ``node`` (created empty on first use)."""
+        faults = self._faults.get(node)
+        if faults is None:
+            faults = self._faults[node] = NodeFaults()
+        return faults
+
+    def partition(self, side_a: Iterable[str], side_b: Iterable[str] | None) -> tuple[frozenset[str], frozenset[str]]:
+        """Cut every path between the two sides (``None``: everyone else); returns a handle."""
+        a = frozenset().union(*(self.members(g) for g in side_a))
+        b = (
+            frozenset().union(*(self.members(g) for g in side_b))
+            if side_b
+            else frozenset(self.nodes()) - a
+        )
+        handle = (a, b)
+        self._partitions.append(handle)
+        return handle
+
+    def heal(self, handle: tuple[frozenset[str], frozenset[str]]) -> None:
+        """Remove a partition created by :meth:`partition`."""
+        self._partitions.remove(handle)
+
+    def reachable(self, src: str, dst: str) -> bool:
+        """Whether no active partition separates ``src`` from ``dst``."""
+        for a, b in self._partitions:
+            if (src in a and dst in b) or (src in b and dst in a):
+                return False
+        return True
+
+    # -- carrying messages ---------------------------------------------------------------
+    def delay(self, src: str, dst: str) -> float | None:
+        """One message's delay from ``src`` to ``dst``, or None if it is lost."""
+        if self._partitions and not self.reachable(src, dst):
+            self.dropped += 1
+            return None
+        total = 0.0
+        for sampler in self._path(src, dst):
+            total += sampler()
+        if self._faults:
+            for node in (src, dst):
+                faults = self._faults.get(node)
+                if faults is None or not faults.active:
+                    continue
+                if faults.loss and self._rng.random() < faults.loss:
+                    self.dropped += 1
+                    return None
+                for added in faults.added:
+                    total += added()
+                if faults.reorder and self._rng.random() < faults.reorder:
+                    total += self._rng.exponential(max(total, 1e-3) * 4)
+        return total
+
+    def duplicates(self, src: str, dst: str) -> bool:
+        """Whether the network delivers an extra copy of this message."""
+        if not self._faults:
+            return False
+        for node in (src, dst):
+            faults = self._faults.get(node)
+            if faults is not None and faults.duplication and self._rng.random() < faults.duplication:
+                self.duplicated += 1
+                return True
+        return False
+
+    def send(self, src: str, dst: str, deliver: Callable[..., None], *args: Any) -> bool:
+        """Schedule ``deliver(*args)`` at ``dst``'s arrival time; False if the message is lost.
+
+        A duplicated message is delivered twice, the copy a little later.
+        """
+        delay = self.delay(src, dst)
+        if delay is None:
+            return False
+        self._schedule(delay, deliver, args)
+        if self._faults and self.duplicates(src, dst):
+            again = self.delay(src, dst)
+            if again is not None:
+                self._schedule(delay + again, deliver, args)
+        return True
+
+    def _schedule(self, delay: float, deliver: Callable[..., None], args: tuple[Any, ...]) -> None:
+        event = self._env.timeout(delay)
+        event.callbacks.append(lambda _event: deliver(*args))

@@ -1,0 +1,95 @@
+"""The sans-IO boundary: what system logic yields, and the errors it gets back.
+
+System logic is a plain generator that never imports simpy.  It ``yield``\\ s
+:class:`Operation` objects and receives each one's result -- or has an :class:`OpError`
+thrown into it -- from whichever driver runs it: the simulation driver
+(:mod:`sim.driver`) in the twin, or :func:`sim.driver.run_direct` with in-memory fakes in
+unit tests.  Timeouts, spans and fault injection therefore live at one boundary instead
+of being sprinkled through the logic.
+
+Error hierarchy thrown into logic::
+
+    OpError
+    + OperationTimeout   the caller's deadline passed before a reply arrived
+    + Unavailable        the target refused the connection (crashed, restarting)
+    + Rejected           the target answered with an error (throttled, injected, constraint)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+__all__ = [
+    "Logic",
+    "Now",
+    "OpError",
+    "Operation",
+    "OperationTimeout",
+    "Rejected",
+    "Sleep",
+    "Unavailable",
+]
+
+T = TypeVar("T")
+
+
+class Operation:
+    """Base of everything logic may yield.
+
+    Remote operations define ``target`` (the name of the actor that owns the resource)
+    and ``timeout`` (seconds the caller waits for a reply, ``None`` for forever, which is
+    how the review's services behave before countermeasure C3).  ``local`` operations are
+    answered by the driver itself without a message.
+    """
+
+    __slots__ = ()
+    local: ClassVar[bool] = False
+    target: str
+    timeout: float | None
+
+    @property
+    def name(self) -> str:
+        """Short operation name used in spans and metrics."""
+        return type(self).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep(Operation):
+    """Wait ``seconds`` of simulated time (a backoff, a poll interval)."""
+
+    seconds: float
+    local: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class Now(Operation):
+    """Ask the driver for the current time, so logic can feed clock-injected policies."""
+
+    local: ClassVar[bool] = True
+
+
+class OpError(Exception):
+    """An operation failed; ``reason`` is a short machine-friendly tag."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class OperationTimeout(OpError):
+    """No reply within the operation's timeout."""
+
+
+class Unavailable(OpError):
+    """The target could not take the request at all."""
+
+
+class Rejected(OpError):
+    """The target processed the request and answered with an error."""
+
+
+Logic = Generator[Operation, Any, T]
+"""The type of a piece of system logic that returns ``T``."""
