@@ -17,7 +17,7 @@ with :class:`~sim.ops.Rejected`), crash/restart.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,8 @@ class Actor:
         self.region = region
         self.concurrency = concurrency
         self.rng = kernel.streams.stream(name)
+        # injected-error draws get their own stream, so a fault window leaves service times unchanged
+        self._fault_rng = kernel.streams.stream(f"{name}/faults")
         self._service = (service_time or constant(0.0)).sampler(self.rng)
         self.mailbox: Mailbox[Request] = Mailbox(kernel.env)
         self.up = True
@@ -76,8 +78,25 @@ class Actor:
         self.lost_in_crash = 0
         self.added_latency: list[Sampler] = []
         self.error_rate = 0.0
+        self._background: list[Callable[[int], Generator[simpy.Event, Any, None]]] = []
+        self._processes: list[simpy.Process] = []
         kernel.register(self, zone=zone, region=region)
-        self._workers = [kernel.env.process(self._work()) for _ in range(concurrency)]
+        self._workers: list[simpy.Process] = []
+        self._spawn_workers()
+
+    def background(self, factory: Callable[[int], Generator[simpy.Event, Any, None]]) -> None:
+        """Run ``factory(epoch)`` as a long-lived process now and after every restart.
+
+        The process should stop once ``self.epoch`` differs from the epoch it was given
+        (:meth:`Driver.drive` raises :class:`Abandoned` for logic it runs); a relay or a
+        stream-consumer loop is such a process.
+        """
+        self._background.append(factory)
+        self._start(factory)
+
+    def _start(self, factory: Callable[[int], Generator[simpy.Event, Any, None]]) -> None:
+        self._processes = [p for p in self._processes if p.is_alive]
+        self._processes.append(self.kernel.env.process(_guarded(factory(self.epoch))))
 
     # -- what subclasses provide -----------------------------------------------------------
     def handle(self, op: Operation, origin: str) -> Any:
@@ -107,15 +126,15 @@ class Actor:
             return
         self.mailbox.put(request)
 
-    def _work(self) -> Generator[simpy.Event, Any, None]:
+    def _work(self, epoch: int) -> Generator[simpy.Event, Any, None]:
+        """A worker of incarnation ``epoch``; it ends when the actor crashes under it."""
         env = self.kernel.env
         driver = self.kernel.driver
-        while True:
+        while self.epoch == epoch:
             if not self.mailbox:
                 yield self.mailbox.wait()
                 continue
             request = self.mailbox.pop()
-            epoch = self.epoch
             self.busy += 1
             try:
                 delay = self.service_time(request.op)
@@ -124,8 +143,8 @@ class Actor:
                 if delay > 0:
                     yield env.timeout(delay)
                 if self.epoch != epoch:
-                    continue  # crashed while serving: the work and its reply are lost
-                if self.error_rate and self.rng.random() < self.error_rate:
+                    return  # crashed while serving: the work and its reply are lost
+                if self.error_rate and self._fault_rng.random() < self.error_rate:
                     driver.reply(self.name, request, Rejected("injected_error", f"{self.name} failed"))
                     continue
                 try:
@@ -135,13 +154,14 @@ class Actor:
                 except OpError as error:
                     outcome = error
                 except Abandoned:
-                    continue  # crashed while the handler's logic was waiting
+                    return  # crashed while the handler's logic was waiting
                 if self.epoch != epoch:
-                    continue
+                    return
                 self.served += 1
                 driver.reply(self.name, request, outcome)
             finally:
-                self.busy -= 1
+                if self.epoch == epoch:
+                    self.busy -= 1
 
     # -- lifecycle -------------------------------------------------------------------------
     def crash(self, restart_after: float) -> None:
@@ -152,12 +172,23 @@ class Actor:
         self.epoch += 1
         self.crashes += 1
         self.lost_in_crash += len(self.mailbox.clear()) + self.busy
+        self.busy = 0
+        # Idle workers of the dead incarnation are parked on the mailbox: forget them, and
+        # busy ones end when they next wake.  The restart brings a full pool of fresh ones.
+        self.mailbox.abandon_waiters()
         self.on_crash()
         self.kernel.call_later(restart_after, self._restart)
 
+    def _spawn_workers(self) -> None:
+        env = self.kernel.env
+        self._workers = [env.process(self._work(self.epoch)) for _ in range(self.concurrency)]
+
     def _restart(self) -> None:
         self.up = True
+        self._spawn_workers()
         self.on_restart()
+        for factory in self._background:
+            self._start(factory)
 
     @property
     def queue_length(self) -> int:
@@ -174,3 +205,11 @@ class Actor:
             "queued_at_end": self.queue_length,
             "busy_at_end": self.busy,
         }
+
+
+def _guarded(process: Generator[simpy.Event, Any, None]) -> Generator[simpy.Event, Any, None]:
+    """Let a background process end quietly when its actor crashes under it."""
+    try:
+        yield from process
+    except Abandoned:
+        return

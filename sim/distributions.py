@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator, BeforeValidator
 from scipy import stats
 
-from sim.durations import Offset, parse_duration
+from sim.durations import Duration, Offset, parse_duration
 
 __all__ = [
     "BLOCK",
@@ -92,7 +92,7 @@ class Exponential(_Spec):
     """Memoryless waits: Poisson arrivals, M/M/c service."""
 
     kind: Literal["exponential"] = "exponential"
-    mean_: Offset = Field(alias="mean", gt=0, description="mean value")
+    mean_: Duration = Field(alias="mean", description="mean value")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
@@ -107,7 +107,7 @@ class LogNormal(_Spec):
     """Heavy-ish right tail, the usual shape of network and query latencies."""
 
     kind: Literal["lognormal"] = "lognormal"
-    median: Offset = Field(gt=0, description="median value (exp of mu)")
+    median: Duration = Field(description="median value (exp of mu)")
     sigma: float = Field(ge=0, le=5, description="standard deviation of the log")
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
@@ -123,9 +123,9 @@ class Normal(_Spec):
 
     kind: Literal["normal"] = "normal"
     mean_: Offset = Field(alias="mean", description="mean before truncation")
-    sd: Offset = Field(gt=0, description="standard deviation before truncation")
+    sd: Duration = Field(description="standard deviation before truncation")
     low: Offset = Field(default=0.0, description="lower truncation bound")
-    high: float = Field(default=math.inf, description="upper truncation bound")
+    high: Offset = Field(default=math.inf, description="upper truncation bound (default: none)")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")

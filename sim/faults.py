@@ -131,6 +131,12 @@ NODE_FAULTS = NETWORK_KINDS | {"latency"}
 ACTOR_FAULTS = NODE_FAULTS | {"error_rate", "crash"}
 
 
+def _less(total: float, part: float) -> float:
+    """``total - part`` for summed fault probabilities, snapping float residue (1e-17) to 0."""
+    rest = total - part
+    return rest if rest > 1e-9 else 0.0
+
+
 class FaultTarget(Protocol):
     """A model component that interprets faults the engine cannot (e.g. ``poison``)."""
 
@@ -180,7 +186,7 @@ class FaultTimeline:
             return lambda: added.remove(sampler)
         if fault.kind == "error_rate":
             actor.error_rate += fault.rate
-            return lambda: setattr(actor, "error_rate", max(0.0, actor.error_rate - fault.rate))
+            return lambda: setattr(actor, "error_rate", _less(actor.error_rate, fault.rate))
         if fault.kind == "crash":
             actor.crash(fault.restart_after)
             return None
@@ -191,5 +197,5 @@ class FaultTimeline:
             faults = network.faults_of(fault.target)
             attribute = {"message_loss": "loss", "duplication": "duplication", "reordering": "reorder"}[fault.kind]
             setattr(faults, attribute, getattr(faults, attribute) + fault.probability)
-            return lambda: setattr(faults, attribute, max(0.0, getattr(faults, attribute) - fault.probability))
+            return lambda: setattr(faults, attribute, _less(getattr(faults, attribute), fault.probability))
         raise ValueError(f"fault kind {fault.kind!r} cannot target {fault.target!r}")  # the loader prevents this

@@ -128,8 +128,8 @@ class Ledger:
                     f"{len(items)} tracked, {doubles} settled more than once",
                 )
             )
-        for kind in sorted(self._entered):
-            entered = self._entered[kind]
+        for kind in sorted(self._entered.keys() | self._counted.keys()):
+            entered = self._entered.get(kind, 0)
             settled = sum(self._counted[kind].values())
             in_flight = entered - settled
             table[kind] = self._table(entered, self._counted[kind], in_flight)

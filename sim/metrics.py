@@ -103,20 +103,30 @@ class Histogram:
 
 
 class TimeSeries:
-    """Values summed into fixed-width time buckets (``interval`` seconds each)."""
+    """Values aggregated into fixed-width time buckets (``interval`` seconds each).
 
-    __slots__ = ("interval", "_sums")
+    ``mode="sum"`` adds values (counts per interval); ``mode="max"`` keeps the largest
+    (a gauge such as the stream's iterator age).
+    """
 
-    def __init__(self, interval: float) -> None:
+    __slots__ = ("interval", "mode", "_sums")
+
+    def __init__(self, interval: float, mode: str = "sum") -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0 (got {interval})")
+        if mode not in ("sum", "max"):
+            raise ValueError(f"mode must be 'sum' or 'max' (got {mode!r})")
         self.interval = interval
+        self.mode = mode
         self._sums: dict[int, float] = {}
 
     def add(self, t: float, value: float = 1.0) -> None:
-        """Add ``value`` to the bucket holding time ``t``."""
+        """Fold ``value`` into the bucket holding time ``t``."""
         key = int(t // self.interval)
-        self._sums[key] = self._sums.get(key, 0.0) + value
+        if self.mode == "sum":
+            self._sums[key] = self._sums.get(key, 0.0) + value
+        else:
+            self._sums[key] = max(self._sums.get(key, value), value)
 
     def series(self, until: float) -> list[float]:
         """Bucket sums from time 0 up to ``until``, zero-filled."""
@@ -144,9 +154,9 @@ class Metrics:
             hist = self.histograms[name] = Histogram()
         return hist
 
-    def timeseries(self, name: str) -> TimeSeries:
-        """The per-interval series called ``name``."""
+    def timeseries(self, name: str, mode: str = "sum") -> TimeSeries:
+        """The per-interval series called ``name`` (created with ``mode`` on first use)."""
         ts = self.series.get(name)
         if ts is None:
-            ts = self.series[name] = TimeSeries(self.interval)
+            ts = self.series[name] = TimeSeries(self.interval, mode)
         return ts

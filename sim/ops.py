@@ -74,9 +74,13 @@ class OpError(Exception):
     """An operation failed; ``reason`` is a short machine-friendly tag."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
+        # args must re-create the error: simpy throws ``type(e)(*e.args)`` into the waiting process
+        super().__init__(reason, detail)
         self.reason = reason
         self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
 
 
 class OperationTimeout(OpError):

@@ -50,6 +50,10 @@ class Mailbox(Generic[T]):
         self._items.clear()
         return lost
 
+    def abandon_waiters(self) -> None:
+        """Forget the parked consumers (their owner died); they are never woken."""
+        self._waiters.clear()
+
     def __len__(self) -> int:
         return len(self._items)
 

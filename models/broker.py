@@ -1,0 +1,151 @@
+"""The MQTT broker (AWS IoT Core-like): topics, QoS 1, device shadows, the IoT rule.
+
+Two directions pass through it:
+
+* **commands** -- the device manager publishes to ``devices/{id}/commands`` with QoS 1.
+  The broker limits each connection to ``publish_limit_per_s`` publishes (IoT Core's hard
+  100/s), acknowledges, updates the device shadow's ``desired`` state, and delivers to the
+  device, resending every ``qos1_retry_after`` until the device acknowledges -- so a lost
+  acknowledgement means a duplicate delivery.
+* **readings** -- meters publish telemetry; the IoT rule forwards each message into the
+  stream (:meth:`receive_readings`), partitioned by device id.
+
+Device shadows keep ``desired`` and ``reported`` per device; the drift between them is how
+the dashboard sees a command that never arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sim.actor import Actor
+from sim.ops import Operation, Rejected
+
+from models.config import BrokerConfig
+from models.ops import Publish
+from models.policies import KeyedRateLimiter
+
+if TYPE_CHECKING:
+    from sim.kernel import Kernel
+
+    from models.stream import Stream
+
+__all__ = ["Broker"]
+
+DEVICES = "devices"
+
+
+class Broker(Actor):
+    """See the module docstring."""
+
+    def __init__(self, kernel: Kernel, config: BrokerConfig, stream: Stream | None, *, zone: str, region: str) -> None:
+        super().__init__(
+            kernel, "iot-core", zone=zone, region=region, concurrency=config.concurrency, service_time=config.service_time
+        )
+        self.config = config
+        self.stream = stream
+        self.connections = KeyedRateLimiter(config.publish_limit_per_s, config.publish_limit_per_s)
+        self.shadows: dict[int, dict[str, Any]] = {}
+        self.unacked: dict[int, dict[str, Any]] = {}
+        self.deliver_to_device: Callable[[dict[str, Any]], None] | None = None
+        self._next_message = 1
+        self._rule = kernel.sampler(config.rule_latency, "iot-core/rule")
+        self.throttled = 0
+        self.deliveries = 0
+        self.given_up = 0
+        self.readings_forwarded = 0
+
+    # -- commands ----------------------------------------------------------------------------
+    def handle(self, op: Operation, origin: str) -> Any:
+        if type(op) is not Publish:
+            raise Rejected("unsupported", f"iot-core does not handle {op.name}")
+        if not self.connections.try_take(origin, self.kernel.now):
+            self.throttled += 1
+            raise Rejected("throttled", f"{origin} exceeds {self.config.publish_limit_per_s}/s")
+        device_id = int(op.topic.split("/")[1])
+        shadow = self.shadows.setdefault(device_id, {"desired": None, "reported": None})
+        shadow["desired"] = op.payload["action"]
+        message = {"id": self._next_message, "device_id": device_id, **op.payload}
+        self._next_message += 1
+        if op.qos == 1:
+            self.unacked[message["id"]] = {"message": message, "tries": 0}
+        self._send(message)
+        return {"puback": True, "message_id": message["id"]}
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.deliveries += 1
+        self.kernel.network.send(self.name, DEVICES, self.deliver_to_device, message)
+        entry = self.unacked.get(message["id"])
+        if entry is not None:
+            entry["tries"] += 1
+            self.kernel.call_later(self.config.qos1_retry_after, self._maybe_resend, message["id"], entry["tries"])
+
+    def _maybe_resend(self, message_id: int, tries: int) -> None:
+        entry = self.unacked.get(message_id)
+        if entry is None or entry["tries"] != tries or not self.up:
+            return
+        if tries > self.config.qos1_max_retries:
+            del self.unacked[message_id]
+            self.given_up += 1
+            return
+        self._send(entry["message"])
+
+    def device_ack(self, message_id: int, device_id: int, state: Any) -> None:
+        """PUBACK from a device, carrying its reported state for the shadow."""
+        if not self.up:
+            return
+        self.unacked.pop(message_id, None)
+        self.shadows.setdefault(device_id, {"desired": None, "reported": None})["reported"] = state
+
+    def on_crash(self) -> None:
+        # Sessions are persistent in IoT Core, but resend timers die with the node here.
+        for entry in self.unacked.values():
+            entry["tries"] = -1
+
+    def on_restart(self) -> None:
+        for message_id, entry in list(self.unacked.items()):
+            entry["tries"] = 0
+            self._send(entry["message"])
+
+    def pending_intents(self) -> set[str]:
+        """Intents with a QoS 1 delivery still being retried (in flight at the end)."""
+        return {entry["message"]["intent"] for entry in self.unacked.values()}
+
+    # -- readings ----------------------------------------------------------------------------
+    def receive_readings(self, records: Sequence[tuple[Any, ...]], arrivals: np.ndarray) -> None:
+        """Readings that reached the broker at ``arrivals``; the rule puts them on the stream."""
+        stream = self.stream
+        if stream is None or not records:
+            return
+        visible = (arrivals + self._rule.many(len(records))).tolist()
+        self.readings_forwarded += len(records)
+        shards = len(stream.shards)
+        grouped: list[list[tuple[float, tuple[Any, ...]]]] = [[] for _ in range(shards)]
+        for record, at in zip(records, visible):
+            grouped[record[0] % shards].append((at, record))
+        for index, items in enumerate(grouped):
+            if items:
+                items.sort(key=_first)
+                stream.put_records(index, [r for _, r in items], [t for t, _ in items])
+
+    def stats(self) -> dict[str, Any]:
+        figures: dict[str, Any] = dict(super().stats())
+        drift = sum(1 for s in self.shadows.values() if s["desired"] != s["reported"])
+        figures.update(
+            {
+                "command_deliveries": self.deliveries,
+                "publishes_throttled": self.throttled,
+                "qos1_given_up": self.given_up,
+                "qos1_unacked_at_end": len(self.unacked),
+                "shadows_desired_not_reported": drift,
+                "readings_forwarded": self.readings_forwarded,
+            }
+        )
+        return figures
+
+
+def _first(item: tuple[float, Any]) -> float:
+    return item[0]

@@ -1,0 +1,237 @@
+"""The scenario format: the smart-home system's components, workload and faults.
+
+Defaults reproduce the system *as the review describes it, flaws included*: no timeouts,
+no circuit breaker, no outbox, no idempotency keys, no validation, deduplication or dead
+letter queue.  Each countermeasure is a switch (or a parameter set) on the component that
+would carry it, with the review's numbers as its defaults, so a scenario variant "with the
+countermeasure" differs from "as designed" by one or two lines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sim.distributions import Distribution, constant
+from sim.durations import Duration, Offset
+from sim.faults import Fault
+
+__all__ = [
+    "AnalyticsConfig",
+    "BreakerConfig",
+    "BrokerConfig",
+    "DeviceManagerConfig",
+    "FleetConfig",
+    "GatewayConfig",
+    "IngestConfig",
+    "NetworkConfig",
+    "PostgresConfig",
+    "RedisConfig",
+    "Scenario",
+    "StreamConfig",
+    "WorkloadConfig",
+]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, validate_default=True)
+
+
+def _lognormal(median: str, sigma: float) -> Any:
+    return {"kind": "lognormal", "median": median, "sigma": sigma}
+
+
+class NetworkConfig(_Config):
+    """Link latencies (one-way) by link kind."""
+
+    access: Distribution = Field(default=constant("0.2ms"), description="node to its zone hub")
+    zone: Distribution = Field(default=constant("0.3ms"), description="zone hub to region hub")
+    region: Distribution = Field(
+        default_factory=lambda: _lognormal("15ms", 0.3),
+        description="between region hubs (homes and phones reach AWS over two such hops)",
+    )
+
+
+class FleetConfig(_Config):
+    """Smart meters and controllable devices (AC units, plugs)."""
+
+    meters: int = Field(default=1000, ge=0, description="smart meters reporting readings")
+    report_every: Duration = Field(default=10.0, description="reading interval of each meter")
+    tick: Duration = Field(
+        default=0.25,
+        description="granularity of the fleet scheduler: readings due within a tick are emitted together",
+    )
+    schema_versions: dict[int, float] = Field(
+        default_factory=lambda: {2: 1.0},
+        description="share of meters per firmware schema_version (the consumer supports 2 and 1)",
+    )
+    corrupt_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="share of readings a firmware bug corrupts (power_watts = -999999)"
+    )
+    qos1_retry_after: Duration = Field(default=5.0, description="meter MQTT client: resend an unacknowledged publish after")
+    qos1_max_retries: int = Field(default=3, ge=0, description="meter MQTT client: resends before a reading is given up")
+    controllables: int = Field(default=200, ge=0, description="devices that accept commands")
+    dedupe_command_ids: bool = Field(
+        default=False, description="devices ignore a command_id they already applied (device-level idempotency)"
+    )
+
+
+class BrokerConfig(_Config):
+    """The MQTT broker (AWS IoT Core-like) and its rule into the stream."""
+
+    service_time: Distribution = Field(default=constant("1ms"))
+    concurrency: int = Field(default=256, ge=1)
+    publish_limit_per_s: float = Field(default=100.0, gt=0, description="publishes per second per connection (hard IoT Core limit)")
+    rule_latency: Distribution = Field(
+        default_factory=lambda: _lognormal("20ms", 0.3), description="IoT rule action delay into the stream"
+    )
+    qos1_retry_after: Duration = Field(default=5.0, description="resend to a subscriber that has not acknowledged")
+    qos1_max_retries: int = Field(default=5, ge=0)
+
+
+class StreamConfig(_Config):
+    """The Kinesis-like stream."""
+
+    shards: int = Field(default=2, ge=1)
+    write_limit_per_shard: int = Field(default=1000, ge=1, description="records per second per shard")
+    max_records_per_get: int = Field(default=10_000, ge=1, le=10_000)
+    service_time: Distribution = Field(default_factory=lambda: _lognormal("8ms", 0.3))
+
+
+class PostgresConfig(_Config):
+    """PostgreSQL + TimescaleDB: a primary and read replicas."""
+
+    replicas: int = Field(default=2, ge=0)
+    max_connections: int = Field(default=100, ge=1)
+    write_time: Distribution = Field(default_factory=lambda: _lognormal("2ms", 0.3))
+    row_time: Offset = Field(default=0.00001, description="extra time per row of a bulk insert")
+    read_time: Distribution = Field(default_factory=lambda: _lognormal("3ms", 0.4))
+    analytics_query_time: Distribution = Field(default_factory=lambda: _lognormal("40ms", 0.6))
+    replication_lag: Distribution = Field(default_factory=lambda: _lognormal("50ms", 0.5))
+    unique_readings_index: bool = Field(
+        default=False, description="unique index on readings (device_id, time) with ON CONFLICT DO NOTHING (C5)"
+    )
+    duplicate_window: Duration = Field(
+        default=600.0, description="how far back the twin remembers reading keys to detect duplicate rows"
+    )
+
+
+class RedisConfig(_Config):
+    """Redis Cluster: masters, each with a replica that takes over when it fails."""
+
+    masters: int = Field(default=3, ge=1)
+    service_time: Distribution = Field(default=constant("0.2ms"))
+    concurrency: int = Field(default=64, ge=1)
+    failover_time: Duration = Field(default=17.0, description="node timeout + election before a replica serves")
+
+
+class BreakerConfig(_Config):
+    """Circuit breaker settings (review C3 defaults)."""
+
+    consecutive_failures: int = Field(default=5, ge=1)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    window: Duration = Field(default=10.0)
+    min_calls: int = Field(default=10, ge=1)
+    open_for: Duration = Field(default=30.0)
+    half_open_successes: int = Field(default=3, ge=1)
+
+
+class GatewayConfig(_Config):
+    """The API gateway: JWT validation, per-user rate limit, routing."""
+
+    concurrency: int = Field(default=512, ge=1)
+    jwt_check_time: Distribution = Field(default=constant("1ms"))
+    user_limit_per_min: float = Field(default=1000.0, gt=0)
+    upstream_timeout: Duration | None = Field(default=None, description="timeout on calls to services; none as designed (C3: 10s)")
+
+
+class DeviceManagerConfig(_Config):
+    """Command API, MQTT dispatch and Redis state sync."""
+
+    concurrency: int = Field(default=64, ge=1)
+    service_time: Distribution = Field(default=constant("1ms"))
+    db_timeout: Duration | None = Field(default=None, description="none as designed (C3: 5s)")
+    mqtt_timeout: Duration | None = Field(default=None, description="none as designed (C3: 5s)")
+    redis_timeout: Duration | None = Field(default=None, description="none as designed (C3: 1s)")
+    outbox: bool = Field(default=False, description="transactional outbox with a polling relay (C1)")
+    relay_interval: Duration = Field(default=1.0)
+    relay_batch: int = Field(default=100, ge=1)
+    relay_max_attempts: int = Field(default=10, ge=1, description="publish attempts before a command is marked failed")
+    idempotency_keys: bool = Field(default=False, description="honour Idempotency-Key with a unique constraint (C2)")
+    device_limit_per_min: float | None = Field(default=None, description="commands per device per minute (S1: 10)")
+
+
+class IngestConfig(_Config):
+    """The stream consumer writing readings to TimescaleDB and Redis."""
+
+    poll_interval: Duration = Field(default=1.0, description="KCL idle time between GetRecords calls")
+    restart_after: Duration = Field(default=10.0, description="time for a crashed consumer to come back")
+    validate_readings: bool = Field(default=False, alias="validate", description="schema and range checks (C5)")
+    dedup: bool = Field(default=False, description="drop (device_id, time) seen within dedup_window (C5)")
+    dedup_window: Duration = Field(default=600.0)
+    supported_schema_versions: list[int] = Field(
+        default_factory=lambda: [2], description="schema versions the consumer decodes (S2: keep N-1 as well)"
+    )
+    dead_letter: bool = Field(default=False, description="quarantine poison records after max_attempts (S2)")
+    max_attempts: int = Field(default=3, ge=1)
+    db_timeout: Duration | None = Field(default=None)
+    redis_timeout: Duration | None = Field(default=None)
+    power_range: tuple[float, float] = Field(default=(0.0, 10_000.0))
+    voltage_range: tuple[float, float] = Field(default=(100.0, 250.0))
+    current_range: tuple[float, float] = Field(default=(0.0, 100.0))
+
+
+class AnalyticsConfig(_Config):
+    """Dashboard queries against the read replicas."""
+
+    concurrency: int = Field(default=50, ge=1, description="worker threads")
+    retry_delays: list[Offset] = Field(default_factory=lambda: [1.0, 2.0, 4.0], description="the review's 3 retries")
+    query_timeout: Duration | None = Field(default=None, description="none as designed (C3: 10s)")
+    breaker: BreakerConfig | None = Field(default=None, description="one breaker per replica (C3)")
+    fallback_to_cache: bool = Field(default=False, description="serve cached figures from Redis when the database fails")
+
+
+class WorkloadConfig(_Config):
+    """Mobile users sending commands and dashboard users running analytics."""
+
+    mobile_users: int = Field(default=500, ge=0)
+    commands_per_user_per_hour: float = Field(default=2.0, ge=0)
+    toggle_fraction: float = Field(default=0.5, ge=0, le=1, description="share of commands that toggle (not idempotent)")
+    app_timeout: Duration = Field(default=10.0)
+    app_retries: int = Field(default=2, ge=0)
+    app_retry_backoff: Duration = Field(default=2.0)
+    send_idempotency_keys: bool = Field(default=False, description="the app sends one Idempotency-Key per intent (C2)")
+    dashboard_users: int = Field(default=100, ge=0)
+    queries_per_user_per_hour: float = Field(default=12.0, ge=0)
+    dashboard_timeout: Duration = Field(default=10.0)
+
+
+class Scenario(_Config):
+    """A complete scenario: the system, its workload and the faults to inject."""
+
+    name: str = Field(min_length=1, description="short identifier")
+    description: str = Field(default="", description="one line: what the scenario shows")
+    duration: Duration = Field(description="simulated time to run")
+    seed: int = Field(default=0, ge=0, description="default seed; the CLI's --seed overrides it")
+    metrics_interval: Duration = Field(default=60.0, description="width of time-series buckets")
+    keep_spans: int = Field(default=0, ge=0, description="keep this many raw spans for timelines")
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    device_manager: DeviceManagerConfig = Field(default_factory=DeviceManagerConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    faults: list[Fault] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _versions(self) -> Scenario:
+        shares = self.fleet.schema_versions
+        if shares and (any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0):
+            raise ValueError("fleet.schema_versions shares must be >= 0 and not all zero")
+        return self

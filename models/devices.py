@@ -1,0 +1,233 @@
+"""Devices: a fleet of smart meters and the controllable devices that obey commands.
+
+**Meters** report ``power_watts``, ``voltage`` and ``current`` every ``report_every``
+seconds from a random phase, tagged with their firmware's ``schema_version``.  The whole
+fleet is one scheduler that wakes every ``tick`` and emits, as arrays, every reading due
+in that tick -- one event per tick instead of one process and one event per reading.
+Each reading keeps its exact timestamp, network delay and arrival time as data.  Each
+meter's MQTT client publishes with QoS 1: a publish that is lost, or meets a broker that
+is down or cut off, is resent after ``qos1_retry_after`` up to ``qos1_max_retries`` times,
+then given up; a lost acknowledgement makes the meter resend a reading that did arrive,
+which is how duplicates are born.
+
+**Controllable devices** (AC units, plugs) apply the commands the broker delivers:
+``on``/``off`` set the state, ``toggle`` flips it -- so a duplicated toggle undoes itself,
+the flapping of review finding C2.  With ``dedupe_command_ids`` a device ignores a
+command id it has already applied (device-level idempotency, part of the outbox fix).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sim.ledger import FinalState
+
+from models.config import FleetConfig
+
+if TYPE_CHECKING:
+    from sim.kernel import Kernel
+
+    from models.broker import Broker
+
+__all__ = ["ControllableDevices", "MeterFleet"]
+
+METERS = "meters"
+DEVICES = "devices"
+BROKER = "iot-core"
+
+
+class MeterFleet:
+    """The smart meters; see the module docstring."""
+
+    fault_kinds = frozenset({"poison"})
+
+    def __init__(self, kernel: Kernel, config: FleetConfig, broker: Broker, *, zone: str, region: str) -> None:
+        self.kernel = kernel
+        self.config = config
+        self.broker = broker
+        kernel.network.add_node(METERS, zone=zone, region=region)
+        rng = kernel.streams.stream(METERS)
+        self.rng = rng
+        n = config.meters
+        period = config.report_every
+        self.next_emit = rng.uniform(0.0, period, n)
+        self.base_power = rng.uniform(150.0, 3000.0, n)
+        versions = sorted(config.schema_versions)
+        shares = np.asarray([config.schema_versions[v] for v in versions], dtype=float)
+        self.schema = np.asarray(versions)[rng.choice(len(versions), size=n, p=shares / shares.sum())]
+        self.retries: list[tuple[float, tuple[Any, ...], int]] = []
+        self.emitted = 0
+        self.copies = 0
+        self.given_up = 0
+        self.process = kernel.env.process(self._run()) if n else None
+
+    # -- emission ------------------------------------------------------------------------------
+    def _run(self) -> Any:
+        env = self.kernel.env
+        tick = self.config.tick
+        period = self.config.report_every
+        while True:
+            now = env.now
+            horizon = now + tick
+            due = np.nonzero(self.next_emit < horizon)[0]
+            if len(due):
+                times = self.next_emit[due]
+                self.next_emit[due] = times + period
+                self._emit(due, times)
+            if self.retries:
+                self._resend(horizon)
+            yield env.timeout(tick)
+
+    def _readings(self, devices: np.ndarray, times: np.ndarray) -> list[tuple[Any, ...]]:
+        rng = self.rng
+        n = len(devices)
+        power = self.base_power[devices] * rng.uniform(0.8, 1.2, n)
+        voltage = rng.normal(230.0, 3.0, n)
+        if self.config.corrupt_fraction:
+            power = np.where(rng.random(n) < self.config.corrupt_fraction, -999_999.0, power)
+        current = np.abs(power) / voltage
+        return list(
+            zip(
+                devices.tolist(),
+                times.tolist(),
+                power.tolist(),
+                voltage.tolist(),
+                current.tolist(),
+                self.schema[devices].tolist(),
+                [0] * n,
+            )
+        )
+
+    def _emit(self, devices: np.ndarray, times: np.ndarray) -> None:
+        order = np.argsort(times, kind="stable")
+        devices, times = devices[order], times[order]
+        records = self._readings(devices, times)
+        self.kernel.ledger.enter("readings", len(records))
+        self.emitted += len(records)
+        self._publish(records, times, [0] * len(records))
+
+    def _publish(self, records: list[tuple[Any, ...]], times: np.ndarray, attempts: list[int]) -> None:
+        """Send readings to the broker at ``times``; schedule resends for the ones not acknowledged."""
+        n = len(records)
+        network = self.kernel.network
+        delays, lost, duplicated = network.delays_many(METERS, BROKER, n)
+        if not self.broker.up:
+            lost = np.ones(n, dtype=bool)
+        arrivals = times + delays
+        # The acknowledgement travels back and may be lost too: the meter then resends a reading that arrived.
+        _, ack_lost, _ = network.delays_many(BROKER, METERS, n)
+        ack_lost &= ~lost
+        delivered = ~lost
+        accepted = [records[i] for i in np.nonzero(delivered)[0].tolist()]
+        if accepted:
+            self.broker.receive_readings(accepted, arrivals[delivered])
+        extra = np.nonzero(duplicated)[0].tolist()
+        if extra:
+            copies = [records[i][:6] + (1,) for i in extra]
+            self._enter_copies(len(copies))
+            self.broker.receive_readings(copies, arrivals[duplicated] + delays[duplicated])
+        retry_at = self.config.qos1_retry_after
+        limit = self.config.qos1_max_retries
+        for i in np.nonzero(lost | ack_lost)[0].tolist():
+            record = records[i]
+            if ack_lost[i]:
+                record = record[:6] + (1,)  # the original arrived; what is resent is a copy
+                self._enter_copies(1)
+            attempt = attempts[i] + 1
+            if attempt > limit:
+                self.given_up += 1
+                kind = "reading_copies" if record[6] else "readings"
+                self.kernel.ledger.settle_count(kind, FinalState.DROPPED, "publish_gave_up")
+                continue
+            self.retries.append((float(times[i]) + retry_at, record, attempt))
+
+    def _enter_copies(self, n: int) -> None:
+        self.copies += n
+        self.kernel.ledger.enter("reading_copies", n)
+
+    def _resend(self, horizon: float) -> None:
+        due = [item for item in self.retries if item[0] < horizon]
+        if not due:
+            return
+        self.retries = [item for item in self.retries if item[0] >= horizon]
+        due.sort(key=_first)
+        self._publish([r for _, r, _ in due], np.asarray([t for t, _, _ in due]), [a for _, _, a in due])
+
+    # -- faults ------------------------------------------------------------------------------
+    def inject(self, fault: Any) -> Callable[[], None] | None:
+        """Poison: ``count`` meters send a reading with an unsupported schema version."""
+        now = self.kernel.now
+        devices = self.rng.choice(self.config.meters, size=fault.count, replace=fault.count > self.config.meters)
+        records = [r[:5] + (fault.schema_version, 0) for r in self._readings(devices, np.full(fault.count, now))]
+        self.kernel.ledger.enter("readings", len(records))
+        self.emitted += len(records)
+        self.kernel.metrics.inc("readings.poison_injected", len(records))
+        self._publish(records, np.full(len(records), now), [0] * len(records))
+        return None
+
+    def inventory(self) -> dict[str, int]:
+        """Readings waiting in the meters' resend queues."""
+        counts = {"readings": 0, "reading_copies": 0}
+        for _, record, _ in self.retries:
+            counts["reading_copies" if record[6] else "readings"] += 1
+        return counts
+
+    def stats(self) -> dict[str, int]:
+        """Per-component figures for the result file."""
+        return {
+            "readings_emitted": self.emitted,
+            "copies_sent": self.copies,
+            "publishes_given_up": self.given_up,
+            "waiting_to_resend_at_end": len(self.retries),
+        }
+
+
+class ControllableDevices:
+    """AC units and plugs receiving commands; see the module docstring."""
+
+    def __init__(self, kernel: Kernel, config: FleetConfig, broker: Broker, *, zone: str, region: str) -> None:
+        self.kernel = kernel
+        self.config = config
+        self.broker = broker
+        kernel.network.add_node(DEVICES, zone=zone, region=region)
+        broker.deliver_to_device = self.receive
+        self.state = [False] * config.controllables
+        self.applied: dict[str, list[float]] = {}
+        self.recent: list[deque[int]] = [deque(maxlen=32) for _ in range(config.controllables)]
+        self.ignored_duplicates = 0
+        self.flips = 0
+
+    def receive(self, message: dict[str, Any]) -> None:
+        """A command delivered by the broker: apply it and acknowledge."""
+        device = message["device_id"]
+        seen = self.recent[device]
+        if self.config.dedupe_command_ids and message["command_id"] in seen:
+            self.ignored_duplicates += 1
+        else:
+            seen.append(message["command_id"])
+            action = message["action"]
+            before = self.state[device]
+            self.state[device] = (not before) if action == "toggle" else action == "on"
+            self.flips += self.state[device] != before
+            self.applied.setdefault(message["intent"], []).append(self.kernel.now)
+        self.kernel.network.send(
+            DEVICES, BROKER, self.broker.device_ack, message["id"], device, "on" if self.state[device] else "off"
+        )
+
+    def stats(self) -> dict[str, int]:
+        """Per-component figures for the result file."""
+        return {
+            "commands_applied": sum(len(v) for v in self.applied.values()),
+            "duplicate_command_ids_ignored": self.ignored_duplicates,
+            "state_changes": self.flips,
+        }
+
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
+
+

@@ -1,0 +1,131 @@
+"""Device commands: the command API and the outbox relay (review C1, C2, S1).
+
+``submit_command`` is ``POST /api/v1/devices/{id}/commands`` as the device manager runs
+it.  As designed it inserts the command as ``pending``, publishes it over MQTT and marks
+it ``sent``; when the publish fails the command stays ``pending`` and the user is still
+told it was accepted -- the orphaned command of finding C1.  Switches add the review's
+countermeasures: a transactional outbox (the insert is all the request does; a relay
+publishes), idempotency keys backed by a unique constraint (C2), and a per-device rate
+limit (S1).
+
+Pure logic: no simpy, no I/O; it yields :mod:`models.ops` operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sim.ops import Logic, Now, OpError, Sleep
+
+from models.ops import HttpResponse, Insert, Publish, RedisPipeline, Select, Update
+from models.policies import KeyedRateLimiter
+
+__all__ = ["CommandSettings", "outbox_relay", "relay_once", "submit_command"]
+
+PRIMARY = "db-primary"
+BROKER = "iot-core"
+REDIS = "redis"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSettings:
+    """What the command path needs from the device manager's configuration."""
+
+    outbox: bool
+    idempotency_keys: bool
+    db_timeout: float | None
+    mqtt_timeout: float | None
+    redis_timeout: float | None
+    relay_batch: int
+    relay_interval: float
+    relay_max_attempts: int
+
+
+def command_topic(device_id: int) -> str:
+    """The MQTT topic a device subscribes to for commands."""
+    return f"devices/{device_id}/commands"
+
+
+def submit_command(
+    settings: CommandSettings,
+    user: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    device_limiter: KeyedRateLimiter | None,
+) -> Logic[HttpResponse]:
+    """Handle one command request; see the module docstring."""
+    device_id = body["device_id"]
+    if device_limiter is not None:
+        now = yield Now()
+        if not device_limiter.try_take(device_id, now):
+            retry_after = device_limiter.retry_after(device_id, now)
+            return HttpResponse(429, {"error": "device rate limit"}, {"Retry-After": f"{max(1, round(retry_after))}"})
+    key = headers.get("Idempotency-Key") if settings.idempotency_keys else None
+    row = {
+        "device_id": device_id,
+        "action": body["action"],
+        "intent": body["intent"],
+        "user": user,
+        "status": "pending",
+        "attempts": 0,
+        "idempotency_key": f"{user}:{key}" if key else None,
+    }
+    try:
+        stored = yield Insert(
+            PRIMARY, "device_commands", row, conflict_key="idempotency_key" if key else None, timeout=settings.db_timeout
+        )
+    except OpError as error:
+        return HttpResponse(503, {"error": f"database: {error.reason}"})
+    command_id = stored["id"]
+    if not stored["created"]:
+        # A retry of a request we already took: answer as the first time (C2).
+        return HttpResponse(202, {"command_id": command_id, "status": stored["status"], "replayed": True})
+    if settings.outbox:
+        return HttpResponse(202, {"command_id": command_id, "status": "pending"})
+    payload = {"command_id": command_id, "action": body["action"], "intent": body["intent"]}
+    try:
+        yield Publish(BROKER, command_topic(device_id), payload, qos=1, timeout=settings.mqtt_timeout)
+    except OpError:
+        # As designed: the failure is logged, the row stays pending, the user hears "accepted".
+        return HttpResponse(202, {"command_id": command_id, "status": "sent"})
+    try:
+        yield Update(PRIMARY, "device_commands", command_id, {"status": "sent"}, timeout=settings.db_timeout)
+        yield RedisPipeline(REDIS, [("HSET", f"device:{device_id}", {"desired": body["action"]})], timeout=settings.redis_timeout)
+    except OpError:
+        pass  # the command is out; a stale status or desired state is what C1 describes
+    return HttpResponse(202, {"command_id": command_id, "status": "sent"})
+
+
+def relay_once(settings: CommandSettings) -> Logic[int]:
+    """One pass of the outbox relay: publish pending commands, mark them; returns how many went out."""
+    try:
+        pending = yield Select(PRIMARY, "pending_commands", {"limit": settings.relay_batch}, timeout=settings.db_timeout)
+    except OpError:
+        return 0
+    published = 0
+    for row in pending:
+        payload = {"command_id": row["id"], "action": row["action"], "intent": row["intent"]}
+        try:
+            yield Publish(BROKER, command_topic(row["device_id"]), payload, qos=1, timeout=settings.mqtt_timeout)
+        except OpError:
+            attempts = row["attempts"] + 1
+            status = "failed" if attempts >= settings.relay_max_attempts else "pending"
+            try:
+                yield Update(PRIMARY, "device_commands", row["id"], {"attempts": attempts, "status": status}, timeout=settings.db_timeout)
+            except OpError:
+                return published
+            continue
+        published += 1
+        try:
+            yield Update(PRIMARY, "device_commands", row["id"], {"status": "sent"}, timeout=settings.db_timeout)
+        except OpError:
+            return published  # it will be published again: devices must be idempotent
+    return published
+
+
+def outbox_relay(settings: CommandSettings) -> Logic[None]:
+    """The relay's endless polling loop."""
+    while True:
+        yield from relay_once(settings)
+        yield Sleep(settings.relay_interval)

@@ -1,0 +1,140 @@
+"""The ingest record processor: stream records -> TimescaleDB rows + Redis device state.
+
+A record is a tuple ``(device_id, time, power_watts, voltage, current, schema_version,
+copy)``; ``copy`` marks an extra copy made by an MQTT resend or a duplicating network
+(the twin's bookkeeping, invisible to the logic).
+
+As designed (findings C5, S2) the processor decodes and stores every record: no schema or
+range validation, no deduplication, and a record it cannot decode raises
+:class:`PoisonRecord` out of the processor -- the consumer crashes, restarts from its last
+checkpoint, and meets the same record again.  Switches add the review's countermeasures:
+validation with an anomalies table, a deduplication window, and a dead letter queue after
+``max_attempts``.
+
+Pure logic: it yields :mod:`models.ops` operations and returns a :class:`BatchOutcome`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.ops import Logic, Now, OpError
+
+from models.ops import BulkInsert, RedisPipeline, SendMessage
+from models.policies.dedup import DedupWindow
+
+__all__ = ["BatchOutcome", "IngestSettings", "PoisonRecord", "process_records"]
+
+PRIMARY = "db-primary"
+REDIS = "redis"
+DLQ = "dlq"
+
+Record = tuple[Any, ...]
+
+
+class PoisonRecord(Exception):
+    """A record the processor cannot deserialise (unsupported schema_version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """What the processor needs from the ingest configuration."""
+
+    supported_schema_versions: frozenset[int]
+    validate: bool
+    dead_letter: bool
+    max_attempts: int
+    on_conflict_do_nothing: bool
+    db_timeout: float | None
+    redis_timeout: float | None
+    power_range: tuple[float, float]
+    voltage_range: tuple[float, float]
+    current_range: tuple[float, float]
+
+
+STORED = ("stored", "")
+DUPLICATE_ROW = ("stored", "duplicate_row")
+ANOMALY = ("stored", "anomalies_table")
+DEDUPLICATED = ("dropped", "deduplicated")
+CONFLICT = ("dropped", "unique_conflict")
+DEAD_LETTERED = ("dead_lettered", "unsupported_schema")
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """The fate of each record of a batch, in order: ``(state, reason)`` pairs."""
+
+    fates: list[tuple[str, str]] = field(default_factory=list)
+    redis_failures: int = 0
+
+
+def decode(record: Record, supported: frozenset[int]) -> Record:
+    """Deserialise a record; raises :class:`PoisonRecord` for an unsupported schema."""
+    if record[5] not in supported:
+        raise PoisonRecord(f"unsupported schema_version {record[5]}")
+    return record
+
+
+def in_range(record: Record, settings: IngestSettings) -> bool:
+    """The review's range checks: power 0-10 kW, voltage 100-250 V, current 0-100 A."""
+    low, high = settings.power_range
+    if not low <= record[2] <= high:
+        return False
+    low, high = settings.voltage_range
+    if not low <= record[3] <= high:
+        return False
+    low, high = settings.current_range
+    return low <= record[4] <= high
+
+
+def process_records(
+    settings: IngestSettings,
+    records: Sequence[Record],
+    dedup: DedupWindow | None,
+) -> Logic[BatchOutcome]:
+    """Process one batch of stream records; see the module docstring."""
+    now = yield Now()
+    fates: list[tuple[str, str]] = []
+    rows: list[Record] = []
+    positions: list[int] = []
+    anomalies: list[Record] = []
+    latest: dict[int, Record] = {}
+    supported = settings.supported_schema_versions
+    for record in records:
+        try:
+            decode(record, supported)
+        except PoisonRecord as error:
+            if not settings.dead_letter:
+                raise
+            # Decoding is deterministic, so every one of the max_attempts tries fails the same way.
+            yield SendMessage(DLQ, {"record": record, "error": str(error), "attempts": settings.max_attempts})
+            fates.append(DEAD_LETTERED)
+            continue
+        if settings.validate and not in_range(record, settings):
+            anomalies.append(record)
+            fates.append(ANOMALY)
+            continue
+        if dedup is not None and dedup.seen((record[0], record[1]), now):
+            fates.append(DEDUPLICATED)
+            continue
+        positions.append(len(fates))
+        fates.append(DUPLICATE_ROW if record[6] else STORED)
+        rows.append(record)
+        latest[record[0]] = record
+    outcome = BatchOutcome(fates)
+    if anomalies:
+        yield BulkInsert(PRIMARY, "anomalies", anomalies, timeout=settings.db_timeout)
+    if rows:
+        result = yield BulkInsert(
+            PRIMARY, "readings", rows, on_conflict_do_nothing=settings.on_conflict_do_nothing, timeout=settings.db_timeout
+        )
+        for position in result["conflicts"]:  # rows skipped by ON CONFLICT DO NOTHING (RETURNING tells)
+            fates[positions[position]] = CONFLICT
+        commands = [("HSET", f"device:{device}", (r[1], r[2])) for device, r in latest.items()]
+        try:
+            yield RedisPipeline(REDIS, commands, timeout=settings.redis_timeout)
+        except OpError:
+            outcome.redis_failures += 1  # C1: TimescaleDB has it, the real-time view goes stale
+    return outcome

@@ -1,0 +1,143 @@
+"""From a finished run to its result body: per-flow outcomes, components, ledger, invariants.
+
+Commands are settled here, at the end, from what actually happened to each user intent:
+
+* the device applied it once -> ``applied``; more than once -> ``applied`` (``duplicate``);
+* not applied and the broker still retries it, the app still waits, or (with the outbox)
+  its row is still pending -> in flight;
+* otherwise ``failed``, with the reason the evidence shows: ``orphaned_pending`` (the user
+  heard "accepted", the row stays pending, nothing will ever send it -- review C1),
+  ``publish_failed``, ``lost_after_publish``, or the app's own error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sim.ledger import FinalState
+
+if TYPE_CHECKING:
+    from models.twin import World
+
+__all__ = ["summarise"]
+
+
+def _settle_commands(world: World) -> dict[str, Any]:
+    kernel = world.kernel
+    ledger = kernel.ledger
+    mobile = world.mobile
+    applied = world.devices.applied
+    retrying = world.broker.pending_intents()
+    rows_by_intent: dict[str, list[str]] = {}
+    for row in world.database.commands.values():
+        rows_by_intent.setdefault(row["intent"], []).append(row["status"])
+    outbox = world.scenario.device_manager.outbox
+    latency = kernel.metrics.histogram("commands.end_to_end_s")
+    duplicates = 0
+    for intent, started in mobile.started.items():
+        times = applied.get(intent)
+        if times:
+            latency.add(times[0] - started)
+            duplicate = len(times) > 1
+            duplicates += duplicate
+            ledger.settle("commands", intent, FinalState.APPLIED, "duplicate" if duplicate else "")
+            continue
+        statuses = rows_by_intent.get(intent, [])
+        finished = intent in mobile.results
+        if not finished or intent in retrying or (outbox and "pending" in statuses):
+            continue  # still in flight
+        result = mobile.results[intent][0]
+        if "pending" in statuses:
+            reason = "orphaned_pending"
+        elif "failed" in statuses:
+            reason = "publish_failed"
+        elif "sent" in statuses:
+            reason = "lost_after_publish"
+        elif getattr(result, "accepted", False):
+            reason = "accepted_not_recorded"
+        else:
+            reason = f"app_{getattr(result, 'status', 'error')}"
+        ledger.settle("commands", intent, FinalState.FAILED, reason)
+    intents = len(mobile.started)
+    n_applied = ledger.settled("commands", FinalState.APPLIED)
+    n_failed = ledger.settled("commands", FinalState.FAILED)
+    decided = n_applied + n_failed
+    accepted = sum(1 for r, _ in mobile.results.values() if getattr(r, "accepted", False))
+    return {
+        "intents": intents,
+        "applied": n_applied,
+        "applied_more_than_once": duplicates,
+        "failed": n_failed,
+        "orphaned": ledger.settled("commands", FinalState.FAILED, "orphaned_pending"),
+        "in_flight": intents - decided,
+        "success_rate": n_applied / decided if decided else None,
+        "app_told_accepted": accepted,
+        "requests_sent": sum(getattr(r, "attempts", 0) for r, _ in mobile.results.values()),
+        "latency_s": latency.summary(),
+        "app_response_s": kernel.metrics.histogram("commands.app_response_s").summary(),
+    }
+
+
+def _sensor(world: World) -> dict[str, Any]:
+    kernel = world.kernel
+    ledger = kernel.ledger
+    db = world.database
+    return {
+        "readings_emitted": world.meters.emitted,
+        "stored": ledger.settled("readings", FinalState.STORED, ""),
+        "stored_as_anomaly": ledger.settled("readings", FinalState.STORED, "anomalies_table"),
+        "dropped": ledger.settled("readings", FinalState.DROPPED),
+        "dead_lettered": ledger.settled("readings", FinalState.DEAD_LETTERED),
+        "duplicate_rows": db.duplicate_rows,
+        "corrupted_rows": db.corrupted_rows,
+        "devices_with_negative_energy": sum(1 for e in db.energy_wh if e < 0),
+        "end_to_end_latency_s": kernel.metrics.histogram("readings.end_to_end_s").summary(),
+        "ingestion_lag_s": kernel.metrics.histogram("stream.iterator_age_s").summary(),
+        "stream_backlog_at_end": world.stream.backlog(),
+    }
+
+
+def _analytics(world: World) -> dict[str, Any]:
+    users = world.dashboards
+    return {
+        "requests": users.total,
+        "good": users.good,
+        "availability": users.good / users.total if users.total else None,
+        "served_from_cache": users.degraded,
+        "statuses": dict(sorted(users.statuses.items())),
+        "latency_s": world.kernel.metrics.histogram("dashboard.latency_s").summary(),
+        "breaker_transitions": world.analytics.transitions[:50],
+    }
+
+
+def _inventory(world: World) -> dict[str, int]:
+    held = world.meters.inventory()
+    for kind, n in world.stream.unsettled(world.ingest.settled_upto).items():
+        held[kind] = held.get(kind, 0) + n
+    return held
+
+
+def summarise(world: World) -> dict[str, Any]:
+    """The result body of a finished run."""
+    kernel = world.kernel
+    commands = _settle_commands(world)
+    ledger, invariants = kernel.ledger.report(_inventory(world))
+    components: dict[str, Any] = {name: actor.stats() for name, actor in sorted(kernel.actors.items())}
+    components["meters"] = world.meters.stats()
+    components["devices"] = world.devices.stats()
+    components["network"] = {"messages_dropped": kernel.network.dropped, "messages_duplicated": kernel.network.duplicated}
+    series_until = world.scenario.duration
+    return {
+        "flows": {"sensor": _sensor(world), "commands": commands, "analytics": _analytics(world)},
+        "components": dict(sorted(components.items())),
+        "ledger": ledger,
+        "invariants": [inv.as_dict() for inv in invariants],
+        "invariants_held": all(inv.held for inv in invariants),
+        "faults": world.faults.log,
+        "spans": kernel.spans.summary(),
+        "timeseries": {
+            "interval_s": kernel.metrics.interval,
+            **{name: ts.series(series_until) for name, ts in sorted(kernel.metrics.series.items())},
+        },
+        "engine": {"simulated_s": kernel.now, "events": kernel.events_processed},
+    }

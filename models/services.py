@@ -1,0 +1,159 @@
+"""The backend services as actors: API gateway, device manager, analytics engine, DLQ.
+
+Each actor is a thin adapter: it owns the configuration and the policy objects (rate
+limiters, breakers), and for every request returns the sans-IO logic of
+:mod:`models.logic`, which the driver runs inside one of the actor's workers.  A worker is
+held for as long as the logic waits on its dependencies -- that is what makes thread-pool
+exhaustion, and so cascading failure, something the twin can show.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sim.actor import Actor
+from sim.ops import Operation, Rejected
+
+from models.config import AnalyticsConfig, DeviceManagerConfig, GatewayConfig
+from models.logic.analytics import AnalyticsSettings, energy_report
+from models.logic.commands import CommandSettings, outbox_relay, submit_command
+from models.logic.gateway import GatewaySettings, route_request
+from models.ops import HttpRequest, SendMessage
+from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter
+
+if TYPE_CHECKING:
+    from sim.kernel import Kernel
+
+__all__ = ["AnalyticsEngine", "ApiGateway", "DeadLetterQueue", "DeviceManager"]
+
+
+class ApiGateway(Actor):
+    """JWT check, per-user token bucket, routing."""
+
+    def __init__(self, kernel: Kernel, config: GatewayConfig, *, zone: str, region: str) -> None:
+        super().__init__(
+            kernel, "api-gateway", zone=zone, region=region, concurrency=config.concurrency, service_time=config.jwt_check_time
+        )
+        self.settings = GatewaySettings(upstream_timeout=config.upstream_timeout)
+        per_second = config.user_limit_per_min / 60.0
+        self.limiter = KeyedRateLimiter(per_second, config.user_limit_per_min)
+
+    def handle(self, op: Operation, origin: str) -> Any:
+        if type(op) is not HttpRequest:
+            raise Rejected("unsupported", f"api-gateway does not handle {op.name}")
+        return route_request(self.settings, op, self.limiter)
+
+
+class DeviceManager(Actor):
+    """The command API and, with the outbox, its relay."""
+
+    def __init__(self, kernel: Kernel, config: DeviceManagerConfig, *, zone: str, region: str) -> None:
+        super().__init__(
+            kernel, "device-manager", zone=zone, region=region, concurrency=config.concurrency, service_time=config.service_time
+        )
+        self.settings = CommandSettings(
+            outbox=config.outbox,
+            idempotency_keys=config.idempotency_keys,
+            db_timeout=config.db_timeout,
+            mqtt_timeout=config.mqtt_timeout,
+            redis_timeout=config.redis_timeout,
+            relay_batch=config.relay_batch,
+            relay_interval=config.relay_interval,
+            relay_max_attempts=config.relay_max_attempts,
+        )
+        self.device_limiter = (
+            KeyedRateLimiter(config.device_limit_per_min / 60.0, config.device_limit_per_min)
+            if config.device_limit_per_min
+            else None
+        )
+        if config.outbox:
+            self.background(lambda epoch: kernel.driver.drive(outbox_relay(self.settings), self, epoch))
+
+    def handle(self, op: Operation, origin: str) -> Any:
+        if type(op) is not HttpRequest:
+            raise Rejected("unsupported", f"device-manager does not handle {op.name}")
+        return submit_command(self.settings, op.user, op.body, op.headers, self.device_limiter)
+
+
+class AnalyticsEngine(Actor):
+    """Energy reports from the replicas, with the review's retries and optional breakers."""
+
+    def __init__(
+        self, kernel: Kernel, config: AnalyticsConfig, replicas: tuple[str, ...], *, zone: str, region: str
+    ) -> None:
+        super().__init__(kernel, "analytics-engine", zone=zone, region=region, concurrency=config.concurrency)
+        self.config = config
+        self.settings = AnalyticsSettings(
+            replicas=replicas,
+            retry_delays=tuple(config.retry_delays),
+            query_timeout=config.query_timeout,
+            fallback_to_cache=config.fallback_to_cache,
+        )
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.transitions: list[dict[str, Any]] = []
+        self._reset_breakers()
+        self._next = 0
+
+    def _reset_breakers(self) -> None:
+        spec = self.config.breaker
+        if spec is None:
+            self.breakers = {}
+            return
+        settings = BreakerSettings(
+            consecutive_failures=spec.consecutive_failures,
+            failure_rate=spec.failure_rate,
+            window_s=spec.window,
+            min_calls=spec.min_calls,
+            open_for_s=spec.open_for,
+            half_open_max_calls=spec.half_open_successes,
+            half_open_successes=spec.half_open_successes,
+        )
+        self.breakers = {
+            replica: CircuitBreaker(settings, on_transition=self._observer(replica)) for replica in self.settings.replicas
+        }
+
+    def _observer(self, replica: str) -> Any:
+        def observe(now: float, old: Any, new: Any) -> None:
+            self.transitions.append({"t": now, "replica": replica, "from": old.value, "to": new.value})
+
+        return observe
+
+    def on_crash(self) -> None:
+        self._reset_breakers()  # breaker state lives in process memory
+
+    def handle(self, op: Operation, origin: str) -> Any:
+        if type(op) is not HttpRequest:
+            raise Rejected("unsupported", f"analytics-engine does not handle {op.name}")
+        if not self.settings.replicas:
+            raise Rejected("no_replica", "no read replica configured")
+        first = self._next
+        self._next += 1
+        return energy_report(self.settings, op.body["device_id"], first, self.breakers)
+
+    def stats(self) -> dict[str, Any]:
+        figures: dict[str, Any] = dict(super().stats())
+        figures["breaker_transitions"] = len(self.transitions)
+        figures["breaker_rejections"] = sum(b.rejected for b in self.breakers.values())
+        return figures
+
+
+class DeadLetterQueue(Actor):
+    """An SQS-like queue that keeps what the ingest consumer quarantines."""
+
+    def __init__(self, kernel: Kernel, *, zone: str, region: str) -> None:
+        super().__init__(kernel, "dlq", zone=zone, region=region, concurrency=16)
+        self.depth = 0
+        self.first: list[dict[str, Any]] = []
+
+    def handle(self, op: Operation, origin: str) -> Any:
+        if type(op) is not SendMessage:
+            raise Rejected("unsupported", f"dlq does not handle {op.name}")
+        self.depth += 1
+        if len(self.first) < 10:
+            self.first.append({"error": op.body.get("error"), "t": self.kernel.now})
+        return {"message_id": self.depth}
+
+    def stats(self) -> dict[str, Any]:
+        figures: dict[str, Any] = dict(super().stats())
+        figures["depth"] = self.depth
+        return figures

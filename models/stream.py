@@ -1,0 +1,165 @@
+"""The Kinesis-like stream: shards, write limits, batch reads, checkpoints.
+
+Records enter through :meth:`Stream.put_records` (the IoT rule's PutRecords) with the
+time each becomes readable; a shard accepts at most ``write_limit_per_shard`` records per
+second and rejects the rest (``ProvisionedThroughputExceededException``), which the IoT
+rule's error action drops.  Consumers read with :class:`~models.ops.GetRecords` -- up to
+10,000 records after a sequence number -- and record progress with
+:class:`~models.ops.Checkpoint` in a lease table that survives consumer crashes, so a
+restarted consumer resumes from its last checkpoint and sees again everything after it
+(at-least-once delivery).
+
+Shards keep records in parallel lists with a moving base sequence number; everything up
+to the checkpoint is trimmed, so memory follows the backlog, not the run length.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sim.actor import Actor
+from sim.ledger import FinalState
+from sim.ops import Operation, Rejected
+
+from models.config import StreamConfig
+from models.ops import Checkpoint, GetRecords
+
+if TYPE_CHECKING:
+    from sim.kernel import Kernel
+
+__all__ = ["RecordBatch", "Stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """A GetRecords answer: records with sequence numbers ``first .. first+len-1``."""
+
+    shard: int
+    first: int
+    records: list[tuple[Any, ...]]
+    arrivals: list[float]
+    behind_s: float
+
+
+class _Shard:
+    __slots__ = ("base", "visible", "records", "checkpoint", "window_second", "window_count")
+
+    def __init__(self) -> None:
+        self.base = 1  # sequence number of records[0]
+        self.visible: list[float] = []
+        self.records: list[tuple[Any, ...]] = []
+        self.checkpoint = 0
+        self.window_second = -1
+        self.window_count = 0
+
+    @property
+    def next_sequence(self) -> int:
+        return self.base + len(self.records)
+
+
+class Stream(Actor):
+    """See the module docstring."""
+
+    def __init__(self, kernel: Kernel, config: StreamConfig, *, zone: str, region: str) -> None:
+        super().__init__(kernel, "kinesis", zone=zone, region=region, concurrency=64, service_time=config.service_time)
+        self.config = config
+        self.shards = [_Shard() for _ in range(config.shards)]
+        self.on_checkpoint: Callable[[int, int], None] | None = None
+        self.throttled = 0
+        self.accepted = 0
+        self._age = kernel.metrics.histogram("stream.iterator_age_s")
+        self._age_series = kernel.metrics.timeseries("stream.max_iterator_age_s", mode="max")
+
+    def shard_of(self, device_id: int) -> int:
+        """Partition key -> shard (the device id is the partition key)."""
+        return device_id % len(self.shards)
+
+    def put_records(self, shard_index: int, records: Sequence[tuple[Any, ...]], visible: Sequence[float]) -> int:
+        """Append records (sorted by ``visible``) to one shard; returns how many were throttled.
+
+        The per-shard limit is counted per whole second of arrival time.
+        """
+        shard = self.shards[shard_index]
+        limit = self.config.write_limit_per_shard
+        ledger = self.kernel.ledger
+        last = shard.visible[-1] if shard.visible else 0.0
+        throttled = 0
+        for record, at in zip(records, visible):
+            second = int(at)
+            if second != shard.window_second:
+                shard.window_second = second
+                shard.window_count = 0
+            if shard.window_count >= limit:
+                throttled += 1
+                ledger.settle_count("reading_copies" if record[6] else "readings", FinalState.DROPPED, "stream_throttled")
+                continue
+            shard.window_count += 1
+            if at < last:
+                at = last  # a shard is ordered: a record is readable no earlier than its predecessor
+            last = at
+            shard.visible.append(at)
+            shard.records.append(record)
+        self.throttled += throttled
+        self.accepted += len(records) - throttled
+        return throttled
+
+    def handle(self, op: Operation, origin: str) -> Any:
+        if type(op) is GetRecords:
+            return self._get(op)
+        if type(op) is Checkpoint:
+            return self._checkpoint(op)
+        raise Rejected("unsupported", f"kinesis does not handle {op.name}")
+
+    def _get(self, op: GetRecords) -> RecordBatch:
+        shard = self.shards[op.shard]
+        now = self.kernel.now
+        start = max(0, op.after + 1 - shard.base)
+        readable = bisect_right(shard.visible, now, lo=start)
+        end = min(readable, start + op.limit)
+        records = shard.records[start:end]
+        arrivals = shard.visible[start:end]
+        behind = now - arrivals[-1] if arrivals else 0.0
+        if arrivals:
+            self._age.add(behind)
+            self._age_series.add(now, behind)
+        return RecordBatch(op.shard, shard.base + start, records, arrivals, behind)
+
+    def _checkpoint(self, op: Checkpoint) -> int:
+        shard = self.shards[op.shard]
+        if op.sequence > shard.checkpoint:
+            shard.checkpoint = op.sequence
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(op.shard, op.sequence)
+            drop = shard.checkpoint + 1 - shard.base
+            if drop > 0:
+                del shard.records[:drop]
+                del shard.visible[:drop]
+                shard.base += drop
+        return shard.checkpoint
+
+    def backlog(self) -> int:
+        """Records written but not yet checkpointed, over all shards."""
+        return sum(len(s.records) for s in self.shards)
+
+    def unsettled(self, settled_upto: Sequence[int]) -> dict[str, int]:
+        """Originals and copies after each shard's settled sequence (the ledger's in-flight share)."""
+        counts = {"readings": 0, "reading_copies": 0}
+        for shard, upto in zip(self.shards, settled_upto):
+            start = max(0, upto + 1 - shard.base)
+            for record in shard.records[start:]:
+                counts["reading_copies" if record[6] else "readings"] += 1
+        return counts
+
+    def stats(self) -> dict[str, int]:
+        figures = super().stats()
+        figures.update(
+            {
+                "records_accepted": self.accepted,
+                "records_throttled": self.throttled,
+                "backlog_at_end": self.backlog(),
+            }
+        )
+        return figures

@@ -1,0 +1,162 @@
+"""The composition root: builds the smart-home system from a scenario and runs it.
+
+Placement (zones are what a partition fault can cut):
+
+=================  ==================================================================
+us-east-1a         api-gateway, device-manager, db-primary
+us-east-1b         analytics-engine, ingest-consumer, db-replica-1, redis
+us-east-1c         db-replica-2 (and further replicas), dlq
+aws-managed        iot-core, kinesis (regional managed services, region us-east-1)
+homes-net          meters, devices (region homes)
+phones-net         mobile, dashboards (region phones)
+=================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sim.faults import ACTOR_FAULTS, NODE_FAULTS, FaultTimeline
+from sim.kernel import Kernel
+from sim.ledger import FinalState
+
+from models.broker import Broker
+from models.config import Scenario
+from models.devices import ControllableDevices, MeterFleet
+from models.ingest import IngestConsumer
+from models.postgres import Database, Postgres
+from models.redis import RedisCluster
+from models.services import AnalyticsEngine, ApiGateway, DeadLetterQueue, DeviceManager
+from models.stream import Stream
+from models.workload import DashboardUsers, MobileUsers
+
+__all__ = ["TWIN", "SmartHomeTwin", "World", "build"]
+
+REGION = "us-east-1"
+HOMES = ("homes-net", "homes")
+PHONES = ("phones-net", "phones")
+GROUPS = ("us-east-1a", "us-east-1b", "us-east-1c", "aws-managed", REGION, *HOMES, *PHONES)
+
+
+def _replica_zone(index: int) -> str:
+    return "us-east-1b" if index == 0 else "us-east-1c"
+
+
+@dataclass
+class World:
+    """Everything one run is made of, for results and for tests that look inside."""
+
+    scenario: Scenario
+    kernel: Kernel
+    stream: Stream
+    broker: Broker
+    database: Database
+    primary: Postgres
+    replicas: list[Postgres]
+    redis: RedisCluster
+    gateway: ApiGateway
+    device_manager: DeviceManager
+    analytics: AnalyticsEngine
+    ingest: IngestConsumer
+    dlq: DeadLetterQueue
+    meters: MeterFleet
+    devices: ControllableDevices
+    mobile: MobileUsers
+    dashboards: DashboardUsers
+    faults: FaultTimeline
+
+
+def build(scenario: Scenario, seed: int) -> World:
+    """Assemble the system described by ``scenario`` on a fresh kernel."""
+    net = scenario.network
+    kernel = Kernel(
+        seed,
+        links={"access": net.access, "zone": net.zone, "region": net.region},
+        metrics_interval=scenario.metrics_interval,
+        keep_spans=scenario.keep_spans,
+    )
+    stream = Stream(kernel, scenario.stream, zone="aws-managed", region=REGION)
+    broker = Broker(kernel, scenario.broker, stream, zone="aws-managed", region=REGION)
+    database = Database(scenario.postgres, scenario.fleet.report_every, scenario.fleet.meters)
+    primary = Postgres(kernel, "db-primary", scenario.postgres, database, role="primary", zone="us-east-1a", region=REGION)
+    replicas = [
+        Postgres(kernel, f"db-replica-{i + 1}", scenario.postgres, database, role="replica", zone=_replica_zone(i), region=REGION)
+        for i in range(scenario.postgres.replicas)
+    ]
+    redis = RedisCluster(kernel, scenario.redis, zone="us-east-1b", region=REGION)
+    gateway = ApiGateway(kernel, scenario.gateway, zone="us-east-1a", region=REGION)
+    device_manager = DeviceManager(kernel, scenario.device_manager, zone="us-east-1a", region=REGION)
+    analytics = AnalyticsEngine(
+        kernel, scenario.analytics, tuple(r.name for r in replicas), zone="us-east-1b", region=REGION
+    )
+    ingest = IngestConsumer(
+        kernel, scenario.ingest, stream, unique_index=scenario.postgres.unique_readings_index, zone="us-east-1b", region=REGION
+    )
+    dlq = DeadLetterQueue(kernel, zone="us-east-1c", region=REGION)
+    meters = MeterFleet(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1])
+    devices = ControllableDevices(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1])
+    mobile = MobileUsers(kernel, scenario.workload, scenario.fleet.controllables, zone=PHONES[0], region=PHONES[1])
+    dashboards = DashboardUsers(kernel, scenario.workload, scenario.fleet.meters, zone=PHONES[0], region=PHONES[1])
+    custom: dict[str, Any] = {"meters": meters, **{m.name: m for m in redis.masters}}
+    faults = FaultTimeline(kernel, scenario.faults, custom)
+    return World(
+        scenario, kernel, stream, broker, database, primary, replicas, redis, gateway, device_manager,
+        analytics, ingest, dlq, meters, devices, mobile, dashboards, faults,
+    )  # fmt: skip
+
+
+class SmartHomeTwin:
+    """The smart-home energy management backend of the design review."""
+
+    name = "smart-home"
+    scenario_type = Scenario
+
+    def fault_targets(self, scenario: Scenario) -> dict[str, frozenset[str]]:
+        """Every fault target the scenario's system has, with the fault kinds it accepts."""
+        actors = ["iot-core", "kinesis", "db-primary", "redis", "api-gateway", "device-manager"]
+        actors += [f"db-replica-{i + 1}" for i in range(scenario.postgres.replicas)]
+        actors += ["analytics-engine", "ingest-consumer", "dlq"]
+        targets: dict[str, frozenset[str]] = {name: ACTOR_FAULTS for name in actors}
+        for node in ("meters", "devices", "mobile", "dashboards"):
+            targets[node] = NODE_FAULTS
+        targets["meters"] = NODE_FAULTS | {"poison"}
+        for i in range(scenario.redis.masters):
+            targets[f"redis-master-{i + 1}"] = frozenset({"crash"})
+        for group in GROUPS:
+            targets[group] = frozenset({"partition"})
+        return targets
+
+    def check(self, scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+        """Unknown fault targets and kinds a target cannot take."""
+        targets = self.fault_targets(scenario)
+        known = ", ".join(sorted(targets))
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for index, fault in enumerate(scenario.faults):
+            accepted = targets.get(fault.target)
+            if accepted is None:
+                problems.append((("faults", index, "target"), f"unknown target {fault.target!r} (known: {known})"))
+            elif fault.kind not in accepted:
+                problems.append(
+                    (
+                        ("faults", index, "kind"),
+                        f"fault kind {fault.kind!r} cannot target {fault.target!r} (it accepts: {', '.join(sorted(accepted))})",
+                    )
+                )
+            for position, other in enumerate(getattr(fault, "other", None) or []):
+                if other not in targets or "partition" not in targets[other]:
+                    problems.append((("faults", index, "other", position), f"unknown partition group {other!r}"))
+            if fault.at >= scenario.duration:
+                problems.append((("faults", index, "at"), f"starts at {fault.at}s, after the run ends ({scenario.duration}s)"))
+        return problems
+
+    def run(self, scenario: Scenario, seed: int) -> dict[str, Any]:
+        """Simulate ``scenario`` and return the result body."""
+        world = build(scenario, seed)
+        world.kernel.run(until=scenario.duration)
+        from models.results import summarise
+
+        return summarise(world)
+
+
+TWIN = SmartHomeTwin()

@@ -1,0 +1,112 @@
+"""The people using the system: mobile users sending commands, dashboard users reading.
+
+Both populations are Poisson arrival processes -- one process each, not one per user.
+Every command is a *user intent* tracked by the ledger from the tap to its final state;
+the app's own timeout-and-retry behaviour (:func:`models.logic.clients.send_command`)
+decides how many requests the intent becomes.  Dashboard refreshes are counted good or
+bad against the availability SLO (a 2xx within the dashboard's timeout).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from models.config import WorkloadConfig
+from models.logic.clients import AppResult, AppSettings, dashboard_query, send_command
+
+if TYPE_CHECKING:
+    from sim.kernel import Kernel
+
+__all__ = ["DashboardUsers", "MobileUsers"]
+
+MOBILE = "mobile"
+DASHBOARDS = "dashboards"
+
+
+class MobileUsers:
+    """Users tapping commands in the app."""
+
+    def __init__(self, kernel: Kernel, config: WorkloadConfig, devices: int, *, zone: str, region: str) -> None:
+        self.kernel = kernel
+        self.config = config
+        self.devices = devices
+        kernel.network.add_node(MOBILE, zone=zone, region=region)
+        self.rng = kernel.streams.stream(MOBILE)
+        self.settings = AppSettings(
+            timeout=config.app_timeout,
+            retries=config.app_retries,
+            backoff=config.app_retry_backoff,
+            send_idempotency_keys=config.send_idempotency_keys,
+        )
+        self.started: dict[str, float] = {}
+        self.results: dict[str, tuple[AppResult, float]] = {}
+        self.intents = 0
+        rate = config.mobile_users * config.commands_per_user_per_hour / 3600.0
+        self.process = kernel.env.process(self._arrivals(rate)) if rate > 0 and devices > 0 else None
+
+    def _arrivals(self, rate: float) -> Any:
+        env = self.kernel.env
+        rng = self.rng
+        while True:
+            yield env.timeout(rng.exponential(1.0 / rate))
+            self.intents += 1
+            intent = f"intent-{self.intents}"
+            user_index = int(rng.integers(self.config.mobile_users))
+            device = user_index % self.devices
+            if rng.random() < self.config.toggle_fraction:
+                action = "toggle"
+            else:
+                action = "on" if rng.random() < 0.5 else "off"
+            self.kernel.ledger.track("commands", intent)
+            self.started[intent] = env.now
+            logic = send_command(self.settings, f"user-{user_index}", device, action, intent)
+            self.kernel.driver.spawn(logic, MOBILE, on_done=lambda result, intent=intent: self._finished(intent, result))
+
+    def _finished(self, intent: str, result: Any) -> None:
+        self.results[intent] = (result, self.kernel.now)
+        response = self.kernel.metrics.histogram("commands.app_response_s")
+        response.add(self.kernel.now - self.started[intent])
+
+
+class DashboardUsers:
+    """Users refreshing their energy dashboard."""
+
+    def __init__(self, kernel: Kernel, config: WorkloadConfig, meters: int, *, zone: str, region: str) -> None:
+        self.kernel = kernel
+        self.config = config
+        self.meters = meters
+        kernel.network.add_node(DASHBOARDS, zone=zone, region=region)
+        self.rng = kernel.streams.stream(DASHBOARDS)
+        self.good = 0
+        self.total = 0
+        self.degraded = 0
+        self.statuses: dict[str, int] = {}
+        rate = config.dashboard_users * config.queries_per_user_per_hour / 3600.0
+        self.process = kernel.env.process(self._arrivals(rate)) if rate > 0 and meters > 0 else None
+
+    def _arrivals(self, rate: float) -> Any:
+        env = self.kernel.env
+        rng = self.rng
+        while True:
+            yield env.timeout(rng.exponential(1.0 / rate))
+            user = int(rng.integers(self.config.dashboard_users))
+            device = int(rng.integers(self.meters))
+            started = env.now
+            logic = dashboard_query(self.config.dashboard_timeout, f"viewer-{user}", device)
+            self.kernel.driver.spawn(logic, DASHBOARDS, on_done=lambda response, t=started: self._finished(response, t))
+
+    def _finished(self, response: Any, started: float) -> None:
+        now = self.kernel.now
+        self.total += 1
+        status = str(getattr(response, "status", "error"))
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        ok = getattr(response, "ok", False)
+        metrics = self.kernel.metrics
+        metrics.timeseries("dashboard.requests").add(now)
+        if ok:
+            self.good += 1
+            metrics.histogram("dashboard.latency_s").add(now - started)
+            if response.body.get("degraded"):
+                self.degraded += 1
+        else:
+            metrics.timeseries("dashboard.errors").add(now)

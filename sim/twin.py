@@ -1,0 +1,46 @@
+"""What the engine needs from a model, and how it finds one.
+
+The engine never imports a model.  A model package advertises a :class:`Twin` under the
+``hems_twin.twins`` entry-point group (see ``pyproject.toml``); the CLI and the
+experiment helpers look it up by name with :func:`load_twin`.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from sim.errors import SimError
+
+__all__ = ["ENTRY_POINT_GROUP", "Twin", "load_twin"]
+
+ENTRY_POINT_GROUP = "hems_twin.twins"
+
+
+class Twin(Protocol):
+    """A simulated system the engine can load scenarios for and run."""
+
+    name: str
+    scenario_type: type[BaseModel]
+
+    def check(self, scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
+        """Semantic problems pydantic cannot see (unknown fault targets), as (field path, message)."""
+
+    def run(self, scenario: Any, seed: int) -> dict[str, Any]:
+        """Simulate ``scenario`` with ``seed``; returns the result body (plain, JSON-ready data)."""
+
+
+def load_twin(name: str | None = None) -> Twin:
+    """The installed twin called ``name`` (or the only one installed)."""
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if not found:
+        raise SimError(f"no twin installed (entry-point group {ENTRY_POINT_GROUP!r}); run 'pip install -e .'")
+    if name is None:
+        if len(found) > 1:
+            raise SimError(f"several twins installed ({', '.join(sorted(found))}); name one")
+        name = next(iter(found))
+    if name not in found:
+        raise SimError(f"no twin called {name!r} (installed: {', '.join(sorted(found))})")
+    return found[name].load()
