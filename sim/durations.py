@@ -31,7 +31,13 @@ from pydantic_core import PydanticCustomError, core_schema
 __all__ = ["DURATION_PATTERN", "Duration", "Offset", "format_duration", "parse_duration"]
 
 # Units from the largest down, with their length in seconds; a string names each at most once.
-_UNITS: tuple[tuple[str, float], ...] = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 0.001))
+_UNITS: tuple[tuple[str, float], ...] = (
+    ("d", 86400.0),
+    ("h", 3600.0),
+    ("m", 60.0),
+    ("s", 1.0),
+    ("ms", 0.001),
+)
 _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 
 #: The accepted string syntax, written to mean the same in Python and in ECMA-262 regular
@@ -64,7 +70,8 @@ def _show(value: Any) -> str:
     if isinstance(value, (datetime.date, datetime.time)):  # YAML reads 2024-05-01 as a date
         return f"the timestamp {value.isoformat()}"
     kinds = {dict: "a mapping", list: "a list", tuple: "a list", set: "a set", bytes: "binary data"}
-    return next((kind for cls, kind in kinds.items() if isinstance(value, cls)), f"a {type(value).__name__}")
+    kind = next((kind for cls, kind in kinds.items() if isinstance(value, cls)), None)
+    return kind or f"a {type(value).__name__}"
 
 
 def _seconds(value: Any) -> float | None:
@@ -81,7 +88,8 @@ def _seconds(value: Any) -> float | None:
         match = _DURATION_RE.fullmatch(value)
         if match is None:
             return None
-        seconds = sum(float(part) * scale for part, (_, scale) in zip(match.groups(), _UNITS) if part)
+        parts = zip(match.groups(), _UNITS)
+        seconds = sum(float(number) * scale for number, (_, scale) in parts if number)
     else:
         return None
     if not math.isfinite(seconds) or seconds < 0:
@@ -150,7 +158,9 @@ class _Span:
             raise PydanticCustomError("duration", _rejection(value, adjective))
         return seconds
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
             self._validate, serialization=core_schema.simple_ser_schema("float")
         )

@@ -115,7 +115,8 @@ def load_scenario_file(
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         byte = f"0x{raw[err.start]:02x}"
-        raise _fail(name, f"expected UTF-8 text (got the byte {byte}, which cannot be decoded)", line) from None
+        message = f"expected UTF-8 text (got the byte {byte}, which cannot be decoded)"
+        raise _fail(name, message, line) from None
     return load_scenario_text(text, model, filename=name, check=check)
 
 
@@ -138,7 +139,8 @@ def load_scenario_text(
             problems += [tree.check_problem(tuple(loc), message) for loc, message in check(result)]
         if not problems:
             return result
-    raise ScenarioError(sorted(dict.fromkeys(problems), key=lambda p: (p.line or 0, p.field, p.message)))
+    unique = dict.fromkeys(problems)  # a node reached twice through an alias reports once
+    raise ScenarioError(sorted(unique, key=lambda p: (p.line or 0, p.field, p.message)))
 
 
 def _fail(filename: str, message: str, line: int | None = None) -> ScenarioError:
@@ -210,7 +212,8 @@ class _Tree:
             self.root = root = yaml.compose(self.text, Loader=yaml.SafeLoader)
             if root is None:
                 fields = ", ".join(_field_names([model]))
-                raise _fail(self.filename, f"scenario is empty (expected a mapping with fields: {fields})")
+                message = f"scenario is empty (expected a mapping with fields: {fields})"
+                raise _fail(self.filename, message)
             self._check_keys(root)
             if self._size(root) > _MAX_VALUES:
                 message = f"aliases expand the document to more than {_MAX_VALUES:,} values"
@@ -220,10 +223,11 @@ class _Tree:
         except yaml.MarkedYAMLError as err:
             raise self._syntax_error(err) from None
         except yaml.reader.ReaderError as err:  # a character YAML forbids, e.g. NUL
-            message = f"invalid YAML: unacceptable character #x{err.character:04x}"
-            raise _fail(self.filename, f"{message} (control characters are not allowed)", self._line_at(err.position)) from None
+            char = f"#x{err.character:04x}"
+            message = f"invalid YAML: unacceptable character {char} (no control characters)"
+            raise _fail(self.filename, message, self._line_at(err.position)) from None
         except _Cycle as err:
-            message = "an alias refers to a collection that contains it (recursive data is not allowed)"
+            message = "an alias refers to a collection that contains it (no recursive data)"
             raise _fail(self.filename, message, self._line(err.node)) from None
         except RecursionError:
             raise _fail(self.filename, "the document is nested too deeply") from None
@@ -236,12 +240,14 @@ class _Tree:
     def _syntax_error(self, err: yaml.MarkedYAMLError) -> ScenarioError:
         mark = err.problem_mark or err.context_mark
         line = self._line_at(mark.index) if mark is not None else None
-        if isinstance(err, yaml.composer.ComposerError) and "single document" in (err.context or ""):
-            return _fail(self.filename, "expected a single YAML document (found a second one)", line)
-        message = f"invalid YAML: {err.problem or err.context}"
-        if err.problem and err.context:
-            where = "" if err.context_mark is None else f" at line {self._line_at(err.context_mark.index)}"
-            message += f" ({err.context}{where})"
+        if "single document" in (err.context or ""):  # the composer found a second "---"
+            message = "expected a single YAML document (found a second one)"
+        elif err.problem and err.context:
+            mark = err.context_mark
+            where = "" if mark is None else f" at line {self._line_at(mark.index)}"
+            message = f"invalid YAML: {err.problem} ({err.context}{where})"
+        else:
+            message = f"invalid YAML: {err.problem or err.context}"
         if "'\\t'" in message:
             message += "; indent with spaces, YAML does not allow tabs there"
         return _fail(self.filename, message, line)
@@ -286,13 +292,16 @@ class _Tree:
                     stack.append((value_node, path))
                 elif not isinstance(key_node, ScalarNode):
                     kind = "a list" if isinstance(key_node, SequenceNode) else "a mapping"
-                    self._report(key_node, path, f"expected a plain key such as a field name (got {kind})")
+                    message = f"expected a plain key such as a field name (got {kind})"
+                    self._report(key_node, path, message)
                 else:
                     field = (*path, key_node.value)
                     self._paths[id(key_node)] = field
                     key = self._scalar(key_node)
                     if key in first_lines:
-                        self._report(key_node, field, f"duplicate key {key_node.value!r} (first at line {first_lines[key]})")
+                        first = first_lines[key]
+                        message = f"duplicate key {key_node.value!r} (first at line {first})"
+                        self._report(key_node, field, message)
                     first_lines.setdefault(key, self._line(key_node))
                     stack.append((value_node, field))
 
@@ -334,14 +343,14 @@ class _Tree:
         if key not in self._built:
             plain = _SEQ_TAG if isinstance(node, SequenceNode) else _MAP_TAG
             if node.tag != plain:
-                shown = node.tag.replace("tag:yaml.org,2002:", "!!")
-                self._report(node, (), f"unsupported YAML tag {shown!r} (write a plain list or mapping)")
+                tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+                message = f"unsupported YAML tag {tag!r} (write a plain list or mapping)"
+                self._report(node, (), message)
             if isinstance(node, SequenceNode):
                 self._built[key] = [self._build(item) for item in node.value]
             else:
-                self._built[key] = {
-                    self._scalar(k): self._build(v) for k, v in node.value if isinstance(k, ScalarNode)
-                }
+                pairs = [(k, v) for k, v in node.value if isinstance(k, ScalarNode)]
+                self._built[key] = {self._scalar(k): self._build(v) for k, v in pairs}
         return self._built[key]
 
     # -- locating ----------------------------------------------------------------------------
@@ -349,17 +358,20 @@ class _Tree:
     def _child(self, node: Node, segment: Any) -> tuple[Node | None, Node] | None:
         """The (key node, value node) that a loc ``segment`` names below ``node``, if any."""
         if isinstance(node, SequenceNode):
-            index_ok = isinstance(segment, int) and not isinstance(segment, bool)
-            return (None, node.value[segment]) if index_ok and 0 <= segment < len(node.value) else None
+            if isinstance(segment, bool) or not isinstance(segment, int):
+                return None
+            return (None, node.value[segment]) if 0 <= segment < len(node.value) else None
         if not isinstance(node, MappingNode):
             return None
-        keys = [(self._scalars.get(id(k)), k, v) for k, v in node.value if isinstance(k, ScalarNode)]
+        keys = [(self._scalars.get(id(k)), k, v) for k, v in node.value if id(k) in self._scalars]
         # The last equal key is the one in effect; pydantic spells non-string keys as str(key).
         exact = [(k, v) for key, k, v in keys if type(key) is type(segment) and key == segment]
         spelled = [(k, v) for key, k, v in keys if str(key) == segment]
         return (exact or spelled or [None])[-1]
 
-    def _resolve(self, loc: Loc, *, keep_missing: bool) -> tuple[list[Any], Node | None, Node, bool]:
+    def _resolve(
+        self, loc: Loc, *, keep_missing: bool
+    ) -> tuple[list[Any], Node | None, Node, bool]:
         """Walk ``loc`` down the tree: (path, last key node, deepest node, whether any was skipped).
 
         Segments not in the data (union tags, member labels) are skipped, except a last one
@@ -380,7 +392,7 @@ class _Tree:
         return path, key_node, node, skipped
 
     def check_problem(self, loc: Loc, message: str) -> Problem:
-        """A problem found by ``check``: the field as given, the line of the deepest node reached."""
+        """A problem found by ``check``: the field as given, at the deepest node reached."""
         _, _, node, _ = self._resolve(loc, keep_missing=False)
         return Problem(self.filename, self._line(node), _render(loc), message)
 
@@ -403,7 +415,10 @@ class _Tree:
             group = place if skipped else len(places)
             places.setdefault(group, place)
             groups.setdefault(group, []).append((error, loc))
-        return [Problem(self.filename, *places[g], _message(errs, model)) for g, errs in groups.items()]
+        return [
+            Problem(self.filename, *places[group], _message(errs, model))
+            for group, errs in groups.items()
+        ]
 
 
 def _message(errors: list[tuple[ErrorDetails, Loc]], model: type[BaseModel]) -> str:
@@ -521,8 +536,8 @@ def _field_names(candidates: list[Any]) -> list[str]:
     names: dict[str, None] = {}
     for tp in filter(_is_model, candidates):
         for name, field in tp.model_fields.items():
-            alias = field.validation_alias if isinstance(field.validation_alias, str) else field.alias
-            names[alias or name] = None
+            alias = field.validation_alias
+            names[(alias if isinstance(alias, str) else field.alias) or name] = None
     return list(names)
 
 

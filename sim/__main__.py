@@ -1,0 +1,5 @@
+"""``python -m sim``: the same command line as ``hems-twin``."""
+
+from sim.cli import entry
+
+entry()
