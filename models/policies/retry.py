@@ -134,7 +134,7 @@ class RetryPolicy:
         """
         if not _is_count(retry_number) or retry_number < 1:
             raise ValueError(f"retry_number counts from 1 (got {retry_number!r})")
-        if retry_number > self.max_attempts:
+        if retry_number >= self.max_attempts:
             return None
         if self.delays_s:
             return self.delays_s[retry_number - 1]
