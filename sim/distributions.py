@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator, BeforeValidator
 from scipy import stats
 
-from sim.durations import Duration, Offset, parse_duration
+from sim.durations import DURATION_PATTERN, Duration, Offset, parse_duration
 
 __all__ = [
     "BLOCK",
@@ -209,10 +209,20 @@ def _shorthand(value: Any) -> Any:
     return value
 
 
+class _ShorthandInSchema:
+    """Makes the JSON Schema admit the shorthand too: a number or duration string."""
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        spec = handler(schema)
+        shorthand = [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]
+        return {"anyOf": [*shorthand, spec]}
+
+
 Distribution = Annotated[
     Union[Constant, Exponential, LogNormal, Normal, Uniform, Empirical],
     Field(discriminator="kind"),
     BeforeValidator(_shorthand),
+    _ShorthandInSchema(),
 ]
 """Any distribution spec; in YAML a bare duration is a constant."""
 

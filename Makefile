@@ -1,0 +1,32 @@
+# One command to run the twin, one to pass the tests; each builds the environment it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SEED   ?= 7
+
+.PHONY: run test test-slow bench schema clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## simulate the baseline scenario and write out/baseline/result.json
+	$(BIN)/hems-twin run scenarios/baseline.yaml --seed $(SEED) --out out/baseline
+
+test: $(STAMP)  ## the whole default test suite (slow suites are behind -m slow)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+bench: $(STAMP)  ## the fleet benchmark: 10,000 meters for one simulated hour
+	$(BIN)/python benchmarks/fleet.py
+
+schema: $(STAMP)  ## regenerate the committed JSON Schema of the scenario format
+	$(BIN)/hems-twin schema > scenarios/scenario.schema.json
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis
