@@ -1,0 +1,34 @@
+"""The public surface is explicit: every package lists it in a sorted ``__all__``."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PACKAGES = ["sim", "models", "models.logic", "models.policies"]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_sorted_and_resolvable(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported == sorted(exported, key=str.casefold) or exported == sorted(exported)
+    for symbol in exported:
+        assert hasattr(module, symbol), f"{name}.{symbol} is listed but missing"
+
+
+def test_engine_never_imports_the_model() -> None:
+    import pathlib
+
+    root = pathlib.Path(importlib.import_module("sim").__file__).parent
+    offenders = [p.name for p in root.glob("*.py") if "import models" in p.read_text() or "from models" in p.read_text()]
+    assert offenders == []
+
+
+def test_logic_never_imports_simpy() -> None:
+    import pathlib
+
+    root = pathlib.Path(importlib.import_module("models.logic").__file__).parent
+    imports = ("import simpy", "from simpy", "from sim.kernel", "from sim.actor", "from sim.driver")
+    assert [p.name for p in root.glob("*.py") if any(i in p.read_text() for i in imports)] == []
