@@ -24,10 +24,23 @@ from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter
 if TYPE_CHECKING:
     from sim.kernel import Kernel
 
-__all__ = ["AnalyticsEngine", "ApiGateway", "DeadLetterQueue", "DeviceManager"]
+__all__ = ["AnalyticsEngine", "ApiGateway", "DeadLetterQueue", "DeviceManager", "HttpService"]
 
 
-class ApiGateway(Actor):
+class HttpService(Actor):
+    """An actor that serves HTTP requests with logic returned by :meth:`serve`."""
+
+    def handle(self, op: Operation, origin: str) -> Any:
+        if type(op) is not HttpRequest:
+            raise Rejected("unsupported", f"{self.name} does not handle {op.name}")
+        return self.serve(op)
+
+    def serve(self, request: HttpRequest) -> Any:
+        """The logic answering ``request`` (override)."""
+        raise NotImplementedError
+
+
+class ApiGateway(HttpService):
     """JWT check, per-user token bucket, routing."""
 
     def __init__(self, kernel: Kernel, config: GatewayConfig, *, zone: str, region: str) -> None:
@@ -38,13 +51,11 @@ class ApiGateway(Actor):
         per_second = config.user_limit_per_min / 60.0
         self.limiter = KeyedRateLimiter(per_second, config.user_limit_per_min)
 
-    def handle(self, op: Operation, origin: str) -> Any:
-        if type(op) is not HttpRequest:
-            raise Rejected("unsupported", f"api-gateway does not handle {op.name}")
-        return route_request(self.settings, op, self.limiter)
+    def serve(self, request: HttpRequest) -> Any:
+        return route_request(self.settings, request, self.limiter)
 
 
-class DeviceManager(Actor):
+class DeviceManager(HttpService):
     """The command API and, with the outbox, its relay."""
 
     def __init__(self, kernel: Kernel, config: DeviceManagerConfig, *, zone: str, region: str) -> None:
@@ -69,13 +80,11 @@ class DeviceManager(Actor):
         if config.outbox:
             self.background(lambda epoch: kernel.driver.drive(outbox_relay(self.settings), self, epoch))
 
-    def handle(self, op: Operation, origin: str) -> Any:
-        if type(op) is not HttpRequest:
-            raise Rejected("unsupported", f"device-manager does not handle {op.name}")
-        return submit_command(self.settings, op.user, op.body, op.headers, self.device_limiter)
+    def serve(self, request: HttpRequest) -> Any:
+        return submit_command(self.settings, request.user, request.body, request.headers, self.device_limiter)
 
 
-class AnalyticsEngine(Actor):
+class AnalyticsEngine(HttpService):
     """Energy reports from the replicas, with the review's retries and optional breakers."""
 
     def __init__(
@@ -121,14 +130,12 @@ class AnalyticsEngine(Actor):
     def on_crash(self) -> None:
         self._reset_breakers()  # breaker state lives in process memory
 
-    def handle(self, op: Operation, origin: str) -> Any:
-        if type(op) is not HttpRequest:
-            raise Rejected("unsupported", f"analytics-engine does not handle {op.name}")
+    def serve(self, request: HttpRequest) -> Any:
         if not self.settings.replicas:
             raise Rejected("no_replica", "no read replica configured")
         first = self._next
         self._next += 1
-        return energy_report(self.settings, op.body["device_id"], first, self.breakers)
+        return energy_report(self.settings, request.body["device_id"], first, self.breakers)
 
     def stats(self) -> dict[str, Any]:
         figures: dict[str, Any] = dict(super().stats())

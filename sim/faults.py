@@ -57,19 +57,25 @@ class _Fault(BaseModel):
         return None if duration is None else self.at + duration
 
 
-class Latency(_Fault):
+class _Lasting(_Fault):
+    for_: Duration = Field(alias="for", description="how long the fault lasts")
+
+
+class _MessageFault(_Lasting):
+    probability: float = Field(gt=0, le=1, description="chance that each message is affected")
+
+
+class Latency(_Lasting):
     """Added delay: extra service time on an actor, extra transit time on a network node."""
 
     kind: Literal["latency"]
-    for_: Duration = Field(alias="for", description="how long the fault lasts")
     add: Distribution = Field(description="delay added to each request or message")
 
 
-class ErrorRate(_Fault):
+class ErrorRate(_Lasting):
     """A fraction of the actor's requests is answered with an error."""
 
     kind: Literal["error_rate"]
-    for_: Duration = Field(alias="for", description="how long the fault lasts")
     rate: float = Field(gt=0, le=1, description="probability that a request fails")
 
 
@@ -80,36 +86,29 @@ class Crash(_Fault):
     restart_after: Duration = Field(default=30.0, description="time until the restart completes")
 
 
-class Partition(_Fault):
+class Partition(_Lasting):
     """Messages between ``target`` and ``other`` (default: everyone else) are dropped."""
 
     kind: Literal["partition"]
-    for_: Duration = Field(alias="for", description="how long the partition lasts")
     other: list[str] | None = Field(default=None, description="the other side; default all other nodes")
 
 
-class MessageLoss(_Fault):
+class MessageLoss(_MessageFault):
     """Each message to or from the node is lost with ``probability``."""
 
     kind: Literal["message_loss"]
-    for_: Duration = Field(alias="for", description="how long the fault lasts")
-    probability: float = Field(gt=0, le=1)
 
 
-class Duplication(_Fault):
+class Duplication(_MessageFault):
     """Each message to or from the node is delivered twice with ``probability``."""
 
     kind: Literal["duplication"]
-    for_: Duration = Field(alias="for", description="how long the fault lasts")
-    probability: float = Field(gt=0, le=1)
 
 
-class Reordering(_Fault):
+class Reordering(_MessageFault):
     """Each message to or from the node is held back with ``probability``, so it overtakes."""
 
     kind: Literal["reordering"]
-    for_: Duration = Field(alias="for", description="how long the fault lasts")
-    probability: float = Field(gt=0, le=1)
 
 
 class Poison(_Fault):
