@@ -115,21 +115,42 @@ class Broker(Actor):
         return {entry["message"]["intent"] for entry in self.unacked.values()}
 
     # -- readings ----------------------------------------------------------------------------
-    def receive_readings(self, records: Sequence[tuple[Any, ...]], arrivals: np.ndarray) -> None:
-        """Readings that reached the broker at ``arrivals``; the rule puts them on the stream."""
+    def receive_readings(
+        self,
+        records: Sequence[tuple[Any, ...]],
+        arrivals: np.ndarray,
+        devices: np.ndarray | None = None,
+    ) -> None:
+        """Readings that reached the broker at ``arrivals``; the rule puts them on the stream.
+
+        ``devices`` holds the records' device ids (the partition keys) as an array, if the
+        caller has them.  Each shard gets its records in order of the time they become
+        readable (ties keep arrival order), partitioned and sorted with array operations.
+        """
         stream = self.stream
         if stream is None or not records:
             return
-        visible = (arrivals + self._rule.many(len(records))).tolist()
-        self.readings_forwarded += len(records)
+        n = len(records)
+        visible = arrivals + self._rule.many(n)
+        self.readings_forwarded += n
         shards = len(stream.shards)
-        grouped: list[list[tuple[float, tuple[Any, ...]]]] = [[] for _ in range(shards)]
-        for record, at in zip(records, visible):
-            grouped[record[0] % shards].append((at, record))
-        for index, items in enumerate(grouped):
-            if items:
-                items.sort(key=_first)
-                stream.put_records(index, [r for _, r in items], [t for t, _ in items])
+        order = np.argsort(visible, kind="stable")
+        if shards == 1:
+            stream.put_records(0, [records[i] for i in order.tolist()], visible[order].tolist())
+            return
+        if devices is None:
+            devices = np.fromiter((r[0] for r in records), dtype=np.int64, count=n)
+        shard_of = devices[order] % shards
+        by_shard = np.argsort(shard_of, kind="stable")
+        order = order[by_shard]
+        ends = np.cumsum(np.bincount(shard_of, minlength=shards)).tolist()
+        times = visible[order].tolist()
+        positions = order.tolist()
+        start = 0
+        for index, end in enumerate(ends):
+            if end > start:
+                stream.put_records(index, [records[i] for i in positions[start:end]], times[start:end])
+            start = end
 
     def stats(self) -> dict[str, Any]:
         figures: dict[str, Any] = dict(super().stats())
@@ -145,7 +166,3 @@ class Broker(Actor):
             }
         )
         return figures
-
-
-def _first(item: tuple[float, Any]) -> float:
-    return item[0]

@@ -108,10 +108,20 @@ class MeterFleet:
         records = self._readings(devices, times)
         self.kernel.ledger.enter("readings", len(records))
         self.emitted += len(records)
-        self._publish(records, times, [0] * len(records))
+        self._publish(records, times, [0] * len(records), devices)
 
-    def _publish(self, records: list[tuple[Any, ...]], times: np.ndarray, attempts: list[int]) -> None:
-        """Send readings to the broker at ``times``; schedule resends for the ones not acknowledged."""
+    def _publish(
+        self,
+        records: list[tuple[Any, ...]],
+        times: np.ndarray,
+        attempts: list[int],
+        devices: np.ndarray | None = None,
+    ) -> None:
+        """Send readings to the broker at ``times``; schedule resends for the ones not acknowledged.
+
+        ``devices`` holds the records' device ids as an array when the caller has it.
+        Without loss the whole batch goes to the broker as it is, with no per-record work.
+        """
         n = len(records)
         network = self.kernel.network
         delays, lost, duplicated = network.delays_many(METERS, BROKER, n)
@@ -121,15 +131,23 @@ class MeterFleet:
         # The acknowledgement travels back and may be lost too: the meter then resends a reading that arrived.
         _, ack_lost, _ = network.delays_many(BROKER, METERS, n)
         ack_lost &= ~lost
-        delivered = ~lost
-        accepted = [records[i] for i in np.nonzero(delivered)[0].tolist()]
-        if accepted:
-            self.broker.receive_readings(accepted, arrivals[delivered])
-        extra = np.nonzero(duplicated)[0].tolist()
-        if extra:
-            copies = [records[i][:6] + (1,) for i in extra]
+        if devices is None:
+            devices = np.fromiter((r[0] for r in records), dtype=np.int64, count=n)
+        any_lost = bool(lost.any())
+        if not any_lost:
+            self.broker.receive_readings(records, arrivals, devices)
+        else:
+            delivered = np.nonzero(~lost)[0]
+            if delivered.size:
+                accepted = [records[i] for i in delivered.tolist()]
+                self.broker.receive_readings(accepted, arrivals[delivered], devices[delivered])
+        extra = np.nonzero(duplicated)[0]
+        if extra.size:
+            copies = [records[i][:6] + (1,) for i in extra.tolist()]
             self._enter_copies(len(copies))
-            self.broker.receive_readings(copies, arrivals[duplicated] + delays[duplicated])
+            self.broker.receive_readings(copies, arrivals[extra] + delays[extra], devices[extra])
+        if not any_lost and not ack_lost.any():
+            return
         retry_at = self.config.qos1_retry_after
         limit = self.config.qos1_max_retries
         for i in np.nonzero(lost | ack_lost)[0].tolist():

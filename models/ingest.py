@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Generator
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -136,8 +137,7 @@ class IngestConsumer(Actor):
             start = max(0, upto + 1 - first)
             stop = min(len(records), sequence + 1 - first)
             if start < stop:
-                tally = Counter(zip((r[6] for r in records[start:stop]), fates[start:stop]))
-                for (copy, (state, reason)), n in sorted(tally.items()):
+                for (copy, (state, reason)), n in sorted(_tally(records, fates, start, stop).items()):
                     ledger.settle_count("reading_copies" if copy else "readings", FinalState(state), reason, n)
                 upto = max(upto, first + stop - 1)
             if last > sequence:
@@ -157,3 +157,23 @@ class IngestConsumer(Actor):
             }
         )
         return figures
+
+
+def _tally(
+    records: list[tuple[Any, ...]], fates: list[tuple[str, str]], start: int, stop: int
+) -> dict[tuple[Any, tuple[str, str]], int]:
+    """How many of ``records[start:stop]`` have each (copy flag, fate) pair.
+
+    A whole batch that met one fate (the usual case) is counted without touching each
+    record's pair; anything else is tallied record by record.
+    """
+    if start == 0 and stop == len(records) and stop and fates.count(fates[0]) == stop:
+        copies = sum(map(_copy_flag, records))
+        tally = {(0, fates[0]): stop - copies} if copies < stop else {}
+        if copies:
+            tally[(1, fates[0])] = copies
+        return tally
+    return Counter(zip((r[6] for r in records[start:stop]), fates[start:stop]))
+
+
+_copy_flag = itemgetter(6)

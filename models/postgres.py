@@ -13,19 +13,140 @@ index it lets the twin count the duplicate rows the system silently stores.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from sim.actor import Actor
 from sim.ops import Operation, Rejected
 
 from models.config import PostgresConfig
 from models.ops import BulkInsert, Insert, Select, Update
-from models.policies.dedup import DedupWindow
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
 
-__all__ = ["Database", "Postgres"]
+__all__ = ["Database", "Postgres", "RecentKeys"]
+
+
+class RecentKeys:
+    """The ``(device_id, time)`` keys inserted within the last ``window_s`` seconds.
+
+    Answers, for a batch of keys inserted at one instant, which were seen already --
+    exactly what a :class:`~models.policies.dedup.DedupWindow` answers checking them one by
+    one (a repeat inside the batch counts as seen; a key seen is not recorded again) --
+    with array operations and no Python object per key:
+
+    * each device has a ring of ``slots`` (time, expiry) pairs, its keys in insertion
+      order; a key is live while its expiry is later than now.  The slot a new key takes
+      holds the device's oldest key; if that one is still live, every slot is, and all
+      rings double first -- so no live key is ever overwritten;
+    * a key newer than every key its device ever had cannot have been seen, which
+      settles the usual batch (readings arriving in time order) without a look at the
+      rings;
+    * a device that appears more than once in a batch is handled in rounds (first
+      appearances, then second ones, ...), which keeps the one-by-one order per device.
+
+    Device ids index rows directly (the fleet numbers its meters 0, 1, ...; rows grow to
+    the largest id seen).  Memory is about ``devices x slots x 16`` bytes; ``slots`` is at
+    most twice the most keys one device had live at once, so it is bounded by the window,
+    not by the run's length.
+    """
+
+    __slots__ = ("window_s", "_times", "_until", "_next", "_newest", "_stamp")
+
+    def __init__(self, window_s: float, devices: int = 0, slots: int = 8) -> None:
+        if window_s <= 0:
+            raise ValueError(f"window_s must be > 0 (got {window_s})")
+        self.window_s = window_s
+        rows = max(1, devices)
+        self._times = np.zeros((rows, slots))
+        self._until = np.zeros((rows, slots))  # expiry; <= now means the slot is free
+        self._next = np.zeros(rows, dtype=np.int64)  # keys ever recorded per device (ring position)
+        self._newest = np.full(rows, -np.inf)  # latest time ever recorded per device
+        self._stamp = np.zeros(rows, dtype=np.int64)  # scratch for spotting repeated devices
+
+    @property
+    def slots(self) -> int:
+        """Ring size per device."""
+        return self._times.shape[1]
+
+    def seen_many(self, devices: np.ndarray, times: np.ndarray, now: float) -> np.ndarray | None:
+        """Record the keys ``zip(devices, times)`` at ``now``; a mask of those seen already.
+
+        Returns None when none was seen (the usual batch).
+        """
+        n = devices.size
+        if not n:
+            return None
+        self._fit(int(devices.max()) + 1)
+        positions = np.arange(n)
+        stamp = self._stamp
+        stamp[devices] = positions
+        if (stamp[devices] == positions).all():  # every device once: one round
+            return self._round(devices, times, now)
+        seen = np.zeros(n, dtype=bool)
+        order = np.argsort(devices, kind="stable")
+        ordered = devices[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = positions - np.repeat(starts, np.diff(np.r_[starts, n]))
+        for r in range(int(rank.max()) + 1):
+            index = np.flatnonzero(rank == r)
+            found = self._round(devices[index], times[index], now)
+            if found is not None:
+                seen[index] = found
+        return seen if seen.any() else None
+
+    def _round(self, devices: np.ndarray, times: np.ndarray, now: float) -> np.ndarray | None:
+        """:meth:`seen_many` for a batch in which each device appears once."""
+        seen = None
+        maybe = np.flatnonzero(times <= self._newest[devices])
+        if maybe.size:
+            rows = devices[maybe]
+            hit = ((self._times[rows] == times[maybe, None]) & (self._until[rows] > now)).any(axis=1)
+            if hit.any():
+                seen = np.zeros(devices.size, dtype=bool)
+                seen[maybe] = hit
+                devices, times = devices[~seen], times[~seen]
+        if devices.size:
+            slots = self.slots
+            slot = self._next[devices] % slots
+            if (self._until[devices, slot] > now).any():
+                self._grow()
+                slot = self._next[devices] % self.slots
+            self._times[devices, slot] = times
+            self._until[devices, slot] = now + self.window_s
+            self._next[devices] += 1
+            self._newest[devices] = np.maximum(self._newest[devices], times)
+        return seen
+
+    def _grow(self) -> None:
+        """Double every ring, keeping each device's keys oldest first."""
+        rows, slots = self._times.shape
+        order = (self._next[:, None] + np.arange(slots)) % slots  # oldest .. newest
+        for name in ("_times", "_until"):
+            grown = np.zeros((rows, 2 * slots))
+            grown[:, :slots] = np.take_along_axis(getattr(self, name), order, axis=1)
+            setattr(self, name, grown)
+        self._next[:] = slots
+
+    def _fit(self, devices: int) -> None:
+        """Make room for device ids below ``devices``."""
+        rows = self._times.shape[0]
+        if devices <= rows:
+            return
+        extra = max(devices, 2 * rows) - rows
+        self._times = np.vstack([self._times, np.zeros((extra, self.slots))])
+        self._until = np.vstack([self._until, np.zeros((extra, self.slots))])
+        self._next = np.r_[self._next, np.zeros(extra, dtype=np.int64)]
+        self._newest = np.r_[self._newest, np.full(extra, -np.inf)]
+        self._stamp = np.r_[self._stamp, np.zeros(extra, dtype=np.int64)]
+
+    def live(self, now: float) -> int:
+        """How many keys are inside the window at ``now``."""
+        return int(np.count_nonzero(self._until > now))
 
 
 class Database:
@@ -41,10 +162,10 @@ class Database:
         self.conflicts = 0
         self.corrupted_rows = 0
         self.anomalies = 0
-        self.energy_wh = [0.0] * devices
-        self.reading_count = [0] * devices
+        self.energy_wh = np.zeros(devices)  # per-device totals, added in row order
+        self.reading_count = np.zeros(devices, dtype=np.int64)
         self.hours_per_reading = report_every / 3600.0
-        self.recent = DedupWindow(config.duplicate_window)
+        self.recent = RecentKeys(config.duplicate_window, devices)
 
 
 class Postgres(Actor):
@@ -134,8 +255,8 @@ class Postgres(Actor):
             device = op.params["device_id"]
             lag = self._lag() if self.role != "primary" else 0.0
             return {
-                "energy_kwh": db.energy_wh[device] / 1000.0 if device < len(db.energy_wh) else 0.0,
-                "readings": db.reading_count[device] if device < len(db.reading_count) else 0,
+                "energy_kwh": float(db.energy_wh[device]) / 1000.0 if device < len(db.energy_wh) else 0.0,
+                "readings": int(db.reading_count[device]) if device < len(db.reading_count) else 0,
                 "staleness_s": lag,
             }
         raise Rejected("undefined_query", op.query)
@@ -148,32 +269,34 @@ class Postgres(Actor):
             return {"inserted": len(op.rows), "conflicts": []}
         if op.table != "readings":
             raise Rejected("undefined_table", op.table)
+        rows = op.rows
         now = self.kernel.now
+        n = len(rows)
+        devices = np.fromiter(map(_device, rows), dtype=np.int64, count=n)
+        times = np.fromiter(map(_time, rows), dtype=float, count=n)
+        powers = np.fromiter(map(_power, rows), dtype=float, count=n)
+        voltages = np.fromiter(map(_voltage, rows), dtype=float, count=n)
+        seen = db.recent.seen_many(devices, times, now)
         conflicts: list[int] = []
-        seen = db.recent.seen
-        e2e = self._e2e.add
-        energy = db.energy_wh
-        count = db.reading_count
-        hours = db.hours_per_reading
-        inserted = 0
-        for position, row in enumerate(op.rows):
-            device = row[0]
-            if seen((device, row[1]), now):
-                if op.on_conflict_do_nothing:
-                    conflicts.append(position)
-                    continue
-                db.duplicate_rows += 1
+        if seen is None:  # every (device_id, time) is new: the usual batch
+            self._e2e.add_many(now - times)
+        else:
+            fresh = ~seen
+            self._e2e.add_many(now - times[fresh])
+            if op.on_conflict_do_nothing:
+                conflicts = np.flatnonzero(seen).tolist()
+                devices, powers, voltages = devices[fresh], powers[fresh], voltages[fresh]
+                db.conflicts += len(conflicts)
             else:
-                e2e(now - row[1])
-            inserted += 1
-            power = row[2]
-            if power < 0 or row[3] <= 0:
-                db.corrupted_rows += 1
-            if device < len(energy):
-                energy[device] += power * hours
-                count[device] += 1
+                db.duplicate_rows += int(np.count_nonzero(seen))
+        inserted = int(devices.size)
         db.rows += inserted
-        db.conflicts += len(conflicts)
+        db.corrupted_rows += int(np.count_nonzero((powers < 0) | (voltages <= 0)))
+        known = devices < db.energy_wh.size
+        if not known.all():
+            devices, powers = devices[known], powers[known]
+        np.add.at(db.energy_wh, devices, powers * db.hours_per_reading)  # in row order, as one by one
+        np.add.at(db.reading_count, devices, 1)
         self._stored_series.add(now, inserted)
         return {"inserted": inserted, "conflicts": conflicts}
 
@@ -195,3 +318,9 @@ class Postgres(Actor):
                 }
             )
         return figures
+
+
+_device = itemgetter(0)
+_time = itemgetter(1)
+_power = itemgetter(2)
+_voltage = itemgetter(3)

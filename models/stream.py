@@ -15,7 +15,7 @@ to the checkpoint is trimmed, so memory follows the backlog, not the run length.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -80,13 +80,41 @@ class Stream(Actor):
     def put_records(self, shard_index: int, records: Sequence[tuple[Any, ...]], visible: Sequence[float]) -> int:
         """Append records (sorted by ``visible``) to one shard; returns how many were throttled.
 
-        The per-shard limit is counted per whole second of arrival time.
+        The per-shard limit is counted per whole second of arrival time.  When the batch
+        cannot reach the limit (the usual case) it is appended whole; otherwise records
+        are admitted one by one.
         """
+        n = len(records)
+        if not n:
+            return 0
         shard = self.shards[shard_index]
         limit = self.config.write_limit_per_shard
-        ledger = self.kernel.ledger
+        first_second = int(visible[0])
+        carried = shard.window_count if first_second == shard.window_second else 0
+        if n + carried > limit:
+            return self._put_throttled(shard, records, visible)
+        # Nothing is throttled: append in bulk, then leave the window as the loop would.
+        last_second = int(visible[-1])
+        in_last = n - bisect_left(visible, float(last_second))  # records of the batch's last second
+        shard.window_count = in_last + (carried if last_second == first_second else 0)
+        shard.window_second = last_second
+        times = visible if isinstance(visible, list) else list(visible)
+        if shard.visible:
+            last = shard.visible[-1]
+            behind = bisect_left(times, last)  # readable no earlier than their predecessor
+            if behind:
+                times = [last] * behind + times[behind:]
+        shard.visible.extend(times)
+        shard.records.extend(records)
+        self.accepted += n
+        return 0
+
+    def _put_throttled(self, shard: _Shard, records: Sequence[tuple[Any, ...]], visible: Sequence[float]) -> int:
+        """:meth:`put_records` one record at a time, for batches that may meet the limit."""
+        limit = self.config.write_limit_per_shard
         last = shard.visible[-1] if shard.visible else 0.0
         throttled = 0
+        throttled_copies = 0
         for record, at in zip(records, visible):
             second = int(at)
             if second != shard.window_second:
@@ -94,7 +122,7 @@ class Stream(Actor):
                 shard.window_count = 0
             if shard.window_count >= limit:
                 throttled += 1
-                ledger.settle_count("reading_copies" if record[6] else "readings", FinalState.DROPPED, "stream_throttled")
+                throttled_copies += 1 if record[6] else 0
                 continue
             shard.window_count += 1
             if at < last:
@@ -102,6 +130,9 @@ class Stream(Actor):
             last = at
             shard.visible.append(at)
             shard.records.append(record)
+        ledger = self.kernel.ledger
+        ledger.settle_count("readings", FinalState.DROPPED, "stream_throttled", throttled - throttled_copies)
+        ledger.settle_count("reading_copies", FinalState.DROPPED, "stream_throttled", throttled_copies)
         self.throttled += throttled
         self.accepted += len(records) - throttled
         return throttled

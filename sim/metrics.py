@@ -15,25 +15,46 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
+
 __all__ = ["Histogram", "Metrics", "TimeSeries"]
 
 
 class Histogram:
-    """Quantile sketch with bounded relative error; see the module docstring."""
+    """Quantile sketch with bounded relative error; see the module docstring.
 
-    __slots__ = ("_gamma_log", "_buckets", "_zero", "count", "total", "min", "max", "accuracy")
+    :meth:`add` counts into a dict of buckets; :meth:`add_many` counts a whole array into
+    a dense numpy array of buckets, which is folded into the dict whenever the buckets
+    are read (``_buckets``, :meth:`quantile`, :meth:`merge`).
+    """
+
+    __slots__ = ("_gamma_log", "_sparse", "_dense", "_offset", "_zero", "count", "total", "min", "max", "accuracy")
 
     def __init__(self, accuracy: float = 0.005) -> None:
         if not 0 < accuracy < 0.5:
             raise ValueError(f"accuracy must be in (0, 0.5) (got {accuracy})")
         self.accuracy = accuracy
         self._gamma_log = math.log((1 + accuracy) / (1 - accuracy))
-        self._buckets: dict[int, int] = {}
+        self._sparse: dict[int, int] = {}
+        self._dense: np.ndarray | None = None  # counts of keys _offset, _offset + 1, ...
+        self._offset = 0
         self._zero = 0
         self.count = 0
         self.total = 0.0
         self.min = math.inf
         self.max = -math.inf
+
+    @property
+    def _buckets(self) -> dict[int, int]:
+        """Bucket key -> count, for every occupied bucket."""
+        dense = self._dense
+        if dense is not None:
+            self._dense = None
+            sparse = self._sparse
+            occupied = np.nonzero(dense)[0]
+            for key, n in zip((occupied + self._offset).tolist(), dense[occupied].tolist()):
+                sparse[key] = sparse.get(key, 0) + n
+        return self._sparse
 
     def add(self, value: float) -> None:
         """Record one value; values <= 0 are kept in an exact zero bucket."""
@@ -45,7 +66,7 @@ class Histogram:
             self.max = value
         if value > 0:
             key = math.ceil(math.log(value) / self._gamma_log)
-            buckets = self._buckets
+            buckets = self._sparse
             buckets[key] = buckets.get(key, 0) + 1
         else:
             self._zero += 1
@@ -55,12 +76,71 @@ class Histogram:
         for value in values:
             self.add(value)
 
+    def add_many(self, values: np.ndarray) -> None:
+        """Record an array of values at once: the same sketch as :meth:`add` on each, in order.
+
+        Bucket keys come from ``numpy.log``; the rare value whose key lands within rounding
+        distance of a bucket boundary is recomputed with :func:`math.log`, so every key is
+        the one :meth:`add` would give.  The total is a running (sequential) sum, as
+        :meth:`add` accumulates it, so the result is bit-identical to adding one by one.
+        """
+        values = np.asarray(values, dtype=float).ravel()
+        n = values.size
+        if n == 0:
+            return
+        if np.isnan(values).any():
+            self.extend(values.tolist())  # NaN compares false everywhere: keep add()'s exact handling
+            return
+        self.count += n
+        self.total = float(np.add.accumulate(np.concatenate(([self.total], values)))[-1])
+        low = float(values.min())
+        high = float(values.max())
+        if low < self.min:
+            self.min = low
+        if high > self.max:
+            self.max = high
+        positive = values if low > 0 else values[values > 0]
+        self._zero += n - positive.size
+        if not positive.size:
+            return
+        scaled = np.log(positive) / self._gamma_log
+        keys = np.ceil(scaled)
+        edge = np.nonzero(np.abs(scaled - np.rint(scaled)) < 1e-6)[0]
+        if edge.size:
+            gamma_log = self._gamma_log
+            for i in edge.tolist():
+                keys[i] = math.ceil(math.log(float(positive[i])) / gamma_log)
+        keys = keys.astype(np.int64)
+        first = int(keys.min())
+        counts = np.bincount(keys - first)
+        dense = self._ensure(first, first + counts.size)
+        start = first - self._offset
+        dense[start : start + counts.size] += counts
+
+    def _ensure(self, low: int, high: int) -> np.ndarray:
+        """The dense bucket array, grown to cover keys ``low .. high - 1``."""
+        dense = self._dense
+        if dense is None:
+            dense = self._dense = np.zeros(high - low + 64, dtype=np.int64)
+            self._offset = low - 32
+            return dense
+        offset = self._offset
+        if low >= offset and high <= offset + dense.size:
+            return dense
+        new_low = min(low, offset) - 32
+        new_high = max(high, offset + dense.size) + 32
+        grown = np.zeros(new_high - new_low, dtype=np.int64)
+        grown[offset - new_low : offset - new_low + dense.size] = dense
+        self._dense, self._offset = grown, new_low
+        return grown
+
     def merge(self, other: Histogram) -> None:
         """Add ``other``'s samples (same accuracy required) into this sketch."""
         if other.accuracy != self.accuracy:
             raise ValueError("cannot merge histograms of different accuracy")
+        buckets = self._buckets
         for key, n in other._buckets.items():
-            self._buckets[key] = self._buckets.get(key, 0) + n
+            buckets[key] = buckets.get(key, 0) + n
         self._zero += other._zero
         self.count += other.count
         self.total += other.total
@@ -77,8 +157,9 @@ class Histogram:
         if rank < self._zero:
             return 0.0 if self.min >= 0 else self.min
         seen = self._zero
-        for key in sorted(self._buckets):
-            seen += self._buckets[key]
+        buckets = self._buckets
+        for key in sorted(buckets):
+            seen += buckets[key]
             if seen > rank:
                 # Midpoint (in relative terms) of the bucket (gamma^(k-1), gamma^k].
                 estimate = 2 * math.exp(key * self._gamma_log) / (1 + math.exp(self._gamma_log))

@@ -210,6 +210,8 @@ class Network:
             return total, lost, np.zeros(n, dtype=bool)
         lost = np.zeros(n, dtype=bool)
         duplicated = np.zeros(n, dtype=bool)
+        if not self._faults:
+            return total, lost, duplicated  # the common case: nothing to draw, nothing to count
         for node in (src, dst):
             faults = self._faults.get(node)
             if faults is None or not faults.active:
@@ -224,8 +226,8 @@ class Network:
                 held = rng.random(n) < faults.reorder
                 total += np.where(held, rng.exponential(np.maximum(total, 1e-3) * 4), 0.0)
         duplicated &= ~lost
-        self.dropped += int(lost.sum())
-        self.duplicated += int(duplicated.sum())
+        self.dropped += int(np.count_nonzero(lost))
+        self.duplicated += int(np.count_nonzero(duplicated))
         return total, lost, duplicated
 
     def _schedule(self, delay: float, deliver: Callable[..., None], args: tuple[Any, ...]) -> None:
