@@ -167,6 +167,9 @@ class IngestConfig(_Config):
 
     poll_interval: Duration = Field(default=1.0, description="KCL idle time between GetRecords calls")
     restart_after: Duration = Field(default=10.0, description="time for a crashed consumer to come back")
+    checkpoint_every: Offset = Field(
+        default=60.0, description="minimum time between checkpoints (KCL sample: 60 s; 0: after every batch)"
+    )
     validate_readings: bool = Field(default=False, alias="validate", description="schema and range checks (C5)")
     dedup: bool = Field(default=False, description="drop (device_id, time) seen within dedup_window (C5)")
     dedup_window: Duration = Field(default=600.0)

@@ -127,6 +127,7 @@ class MeterFleet:
         delays, lost, duplicated = network.delays_many(METERS, BROKER, n)
         if not self.broker.up:
             lost = np.ones(n, dtype=bool)
+            duplicated = np.zeros(n, dtype=bool)  # nothing reaches a dead broker, copies included
         arrivals = times + delays
         # The acknowledgement travels back and may be lost too: the meter then resends a reading that arrived.
         _, ack_lost, _ = network.delays_many(BROKER, METERS, n)

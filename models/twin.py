@@ -19,7 +19,6 @@ from typing import Any
 
 from sim.faults import ACTOR_FAULTS, NODE_FAULTS, FaultTimeline
 from sim.kernel import Kernel
-from sim.ledger import FinalState
 
 from models.broker import Broker
 from models.config import Scenario

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator, BeforeValidator
-from scipy import stats
 
 from sim.durations import DURATION_PATTERN, Duration, Offset, parse_duration
 
@@ -135,6 +134,8 @@ class Normal(_Spec):
         return self
 
     def _frozen(self) -> Any:
+        from scipy import stats  # imported on use: it costs a second at every CLI start
+
         a = (self.low - self.mean_) / self.sd
         b = (self.high - self.mean_) / self.sd
         return stats.truncnorm(a, b, loc=self.mean_, scale=self.sd)

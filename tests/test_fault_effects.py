@@ -51,10 +51,14 @@ def test_error_rate_on_primary_fails_writes_and_forces_retries() -> None:
     assert clean["flows"]["commands"]["requests_sent"] == clean["flows"]["commands"]["intents"]
 
 
-def test_consumer_crash_delays_readings() -> None:
+def test_consumer_crash_delays_readings_and_replays_them_as_duplicates() -> None:
     faulty = run("crash-ingest-consumer")
     clean = run("crash-ingest-consumer", without_faults=True)
     assert faulty["components"]["ingest-consumer"]["crashes"] == 2
+    # At-least-once: what was stored since the last checkpoint is read and stored again.
+    assert faulty["components"]["ingest-consumer"]["records_redelivered"] > 0
+    assert faulty["flows"]["sensor"]["duplicate_rows"] > 0
+    assert clean["flows"]["sensor"]["duplicate_rows"] == 0
     late = faulty["flows"]["sensor"]["end_to_end_latency_s"]["max"]
     assert late > 20.0  # readings waited out the 30 s restart
     assert clean["flows"]["sensor"]["end_to_end_latency_s"]["max"] < 10.0  # one 5 s poll plus transit
