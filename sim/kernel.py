@@ -56,7 +56,7 @@ class Kernel:
         link_samplers = {
             kind: spec.sampler(self.streams.stream(f"network/{kind}")) for kind, spec in specs.items()
         }
-        self.network = Network(self.env, self.streams.stream("network"), link_latency=link_samplers.__getitem__)
+        self.network = Network(self.env, self.streams.stream, link_latency=link_samplers.__getitem__)
         self.actors: dict[str, Actor] = {}
         self.driver: Driver = Driver(self)
 

@@ -30,8 +30,13 @@ __all__ = ["Network", "NodeFaults"]
 
 @dataclass(slots=True)
 class NodeFaults:
-    """Message faults currently attached to one node (summed over active faults)."""
+    """Message faults currently attached to one node (summed over active faults).
 
+    Each node draws from its own random stream, so a fault on one node never shifts the
+    draws made for another (variants keep common random numbers).
+    """
+
+    rng: np.random.Generator
     loss: float = 0.0
     duplication: float = 0.0
     reorder: float = 0.0
@@ -49,13 +54,13 @@ class Network:
     def __init__(
         self,
         env: Any,
-        rng: np.random.Generator,
+        streams: Callable[[str], np.random.Generator],
         *,
         link_latency: Callable[[str], Sampler],
     ) -> None:
-        """``link_latency(kind)`` builds a sampler for link kinds 'access', 'zone', 'region'."""
+        """``streams(name)`` gives named random streams; ``link_latency(kind)`` a sampler per link kind."""
         self._env = env
-        self._rng = rng
+        self._streams = streams
         self._link_latency = link_latency
         self.graph = nx.Graph()
         self._paths: dict[tuple[str, str], tuple[Sampler, ...]] = {}
@@ -119,7 +124,7 @@ class Network:
         """The fault record attached to ``node`` (created empty on first use)."""
         faults = self._faults.get(node)
         if faults is None:
-            faults = self._faults[node] = NodeFaults()
+            faults = self._faults[node] = NodeFaults(self._streams(f"network/faults/{node}"))
         return faults
 
     def partition(self, side_a: Iterable[str], side_b: Iterable[str] | None) -> tuple[frozenset[str], frozenset[str]]:
@@ -159,13 +164,13 @@ class Network:
                 faults = self._faults.get(node)
                 if faults is None or not faults.active:
                     continue
-                if faults.loss and self._rng.random() < faults.loss:
+                if faults.loss and faults.rng.random() < faults.loss:
                     self.dropped += 1
                     return None
                 for added in faults.added:
                     total += added()
-                if faults.reorder and self._rng.random() < faults.reorder:
-                    total += self._rng.exponential(max(total, 1e-3) * 4)
+                if faults.reorder and faults.rng.random() < faults.reorder:
+                    total += faults.rng.exponential(max(total, 1e-3) * 4)
         return total
 
     def duplicates(self, src: str, dst: str) -> bool:
@@ -174,7 +179,7 @@ class Network:
             return False
         for node in (src, dst):
             faults = self._faults.get(node)
-            if faults is not None and faults.duplication and self._rng.random() < faults.duplication:
+            if faults is not None and faults.duplication and faults.rng.random() < faults.duplication:
                 self.duplicated += 1
                 return True
         return False
@@ -200,7 +205,6 @@ class Network:
         The fleet path uses this so that millions of readings cost array operations, not
         one event each.  A partition loses every message.
         """
-        rng = self._rng
         total = np.zeros(n)
         for sampler in self._path(src, dst):
             total += sampler.many(n)
@@ -216,6 +220,7 @@ class Network:
             faults = self._faults.get(node)
             if faults is None or not faults.active:
                 continue
+            rng = faults.rng
             if faults.loss:
                 lost |= rng.random(n) < faults.loss
             if faults.duplication:
