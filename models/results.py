@@ -88,6 +88,7 @@ def _sensor(world: World) -> dict[str, Any]:
         "stored_as_anomaly": ledger.settled("readings", FinalState.STORED, "anomalies_table"),
         "dropped": ledger.settled("readings", FinalState.DROPPED),
         "dead_lettered": ledger.settled("readings", FinalState.DEAD_LETTERED),
+        "copies_sent": world.meters.copies,
         "duplicate_rows": db.duplicate_rows,
         "corrupted_rows": db.corrupted_rows,
         "devices_with_negative_energy": sum(1 for e in db.energy_wh if e < 0),

@@ -84,6 +84,12 @@ def summary_text(result: dict[str, Any]) -> str:
                 lines.append(f"  {key:<30} {_fmt(value)}")
             elif isinstance(value, dict) and value and all(isinstance(v, (int, float)) for v in value.values()):
                 lines.append(f"  {key:<30} " + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()))
+    if result.get("faults"):
+        lines.append("\nfaults")
+        for fault in result["faults"]:
+            end = fault["end"]
+            span = f"{_fmt(fault['start'])}s" + (f" -> {_fmt(end)}s" if end not in (None, fault["start"]) else "")
+            lines.append(f"  {fault['kind']:<14} {fault['target']:<22} {span}")
     lines.append("\ninvariants")
     for invariant in result.get("invariants", []):
         mark = "held  " if invariant["held"] else "BROKEN"
