@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim.actor import Actor
+from sim.ledger import FinalState
 from sim.ops import Operation, Rejected
 
 from models.config import BrokerConfig
@@ -57,6 +58,7 @@ class Broker(Actor):
         self.deliveries = 0
         self.given_up = 0
         self.readings_forwarded = 0
+        self.rule_failures = 0
 
     # -- commands ----------------------------------------------------------------------------
     def handle(self, op: Operation, origin: str) -> Any:
@@ -67,7 +69,10 @@ class Broker(Actor):
             raise Rejected("throttled", f"{origin} exceeds {self.config.publish_limit_per_s}/s")
         device_id = int(op.topic.split("/")[1])
         shadow = self.shadows.setdefault(device_id, {"desired": None, "reported": None})
-        shadow["desired"] = op.payload["action"]
+        action = op.payload["action"]
+        if action == "toggle":  # a toggle desires the opposite of what the device last reported
+            action = "off" if shadow["reported"] == "on" else "on"
+        shadow["desired"] = action
         message = {"id": self._next_message, "device_id": device_id, **op.payload}
         self._next_message += 1
         if op.qos == 1:
@@ -132,6 +137,22 @@ class Broker(Actor):
             return
         n = len(records)
         visible = arrivals + self._rule.many(n)
+        for slow in (self.injected_delays(n), stream.injected_delays(n)):
+            if slow is not None:
+                visible += slow
+        if not stream.up or not self.kernel.network.reachable(self.name, stream.name):
+            self._rule_failed(records, "stream_unavailable")  # the rule's error action drops them
+            return
+        failed = stream.injected_errors(n)
+        if failed is not None and failed.any():
+            self._rule_failed([records[i] for i in np.flatnonzero(failed).tolist()], "stream_error")
+            keep = np.flatnonzero(~failed)
+            if not keep.size:
+                return
+            records = [records[i] for i in keep.tolist()]
+            visible = visible[keep]
+            devices = None if devices is None else devices[keep]
+            n = len(records)
         self.readings_forwarded += n
         shards = len(stream.shards)
         order = np.argsort(visible, kind="stable")
@@ -152,6 +173,13 @@ class Broker(Actor):
                 stream.put_records(index, [records[i] for i in positions[start:end]], times[start:end])
             start = end
 
+    def _rule_failed(self, records: Sequence[tuple[Any, ...]], reason: str) -> None:
+        copies = sum(r[6] for r in records)
+        ledger = self.kernel.ledger
+        ledger.settle_count("readings", FinalState.DROPPED, reason, len(records) - copies)
+        ledger.settle_count("reading_copies", FinalState.DROPPED, reason, copies)
+        self.rule_failures += len(records)
+
     def stats(self) -> dict[str, Any]:
         figures: dict[str, Any] = dict(super().stats())
         drift = sum(1 for s in self.shadows.values() if s["desired"] != s["reported"])
@@ -163,6 +191,7 @@ class Broker(Actor):
                 "qos1_unacked_at_end": len(self.unacked),
                 "shadows_desired_not_reported": drift,
                 "readings_forwarded": self.readings_forwarded,
+                "rule_put_failures": self.rule_failures,
             }
         )
         return figures

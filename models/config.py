@@ -77,6 +77,16 @@ class FleetConfig(_Config):
     )
 
 
+    @model_validator(mode="after")
+    def _tick_fits(self) -> FleetConfig:
+        if self.tick > self.report_every:
+            raise ValueError(
+                f"tick ({self.tick}s) must not exceed report_every ({self.report_every}s): "
+                "a meter reports at most once per tick"
+            )
+        return self
+
+
 class BrokerConfig(_Config):
     """The MQTT broker (AWS IoT Core-like) and its rule into the stream."""
 
@@ -124,6 +134,9 @@ class RedisConfig(_Config):
     service_time: Distribution = Field(default=constant("0.2ms"))
     concurrency: int = Field(default=64, ge=1)
     failover_time: Duration = Field(default=17.0, description="node timeout + election before a replica serves")
+    require_full_coverage: bool = Field(
+        default=True, description="cluster-require-full-coverage: refuse every query while a slot has no master"
+    )
 
 
 class BreakerConfig(_Config):

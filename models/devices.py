@@ -52,6 +52,7 @@ class MeterFleet:
         kernel.network.add_node(METERS, zone=zone, region=region)
         rng = kernel.streams.stream(METERS)
         self.rng = rng
+        self._poison_rng = kernel.streams.stream(f"{METERS}/poison")  # poison never shifts the readings' draws
         n = config.meters
         period = config.report_every
         self.next_emit = rng.uniform(0.0, period, n)
@@ -82,8 +83,10 @@ class MeterFleet:
                 self._resend(horizon)
             yield env.timeout(tick)
 
-    def _readings(self, devices: np.ndarray, times: np.ndarray) -> list[tuple[Any, ...]]:
-        rng = self.rng
+    def _readings(
+        self, devices: np.ndarray, times: np.ndarray, rng: np.random.Generator | None = None
+    ) -> list[tuple[Any, ...]]:
+        rng = self.rng if rng is None else rng
         n = len(devices)
         power = self.base_power[devices] * rng.uniform(0.8, 1.2, n)
         voltage = rng.normal(230.0, 3.0, n)
@@ -125,9 +128,18 @@ class MeterFleet:
         n = len(records)
         network = self.kernel.network
         delays, lost, duplicated = network.delays_many(METERS, BROKER, n)
-        if not self.broker.up:
+        broker = self.broker
+        if not broker.up:
             lost = np.ones(n, dtype=bool)
             duplicated = np.zeros(n, dtype=bool)  # nothing reaches a dead broker, copies included
+        else:
+            rejected = broker.injected_errors(n)  # publishes the broker fails: resent like lost ones
+            if rejected is not None:
+                lost = lost | rejected
+                duplicated = duplicated & ~lost
+            slow = broker.injected_delays(n)
+            if slow is not None:
+                delays = delays + slow
         arrivals = times + delays
         # The acknowledgement travels back and may be lost too: the meter then resends a reading that arrived.
         _, ack_lost, _ = network.delays_many(BROKER, METERS, n)
@@ -180,8 +192,8 @@ class MeterFleet:
     def inject(self, fault: Any) -> Callable[[], None] | None:
         """Poison: ``count`` meters send a reading with an unsupported schema version."""
         now = self.kernel.now
-        devices = self.rng.choice(self.config.meters, size=fault.count, replace=fault.count > self.config.meters)
-        records = [r[:5] + (fault.schema_version, 0) for r in self._readings(devices, np.full(fault.count, now))]
+        devices = self._poison_rng.choice(self.config.meters, size=fault.count, replace=fault.count > self.config.meters)
+        records = [r[:5] + (fault.schema_version, 0) for r in self._readings(devices, np.full(fault.count, now), self._poison_rng)]
         self.kernel.ledger.enter("readings", len(records))
         self.emitted += len(records)
         self.kernel.metrics.inc("readings.poison_injected", len(records))

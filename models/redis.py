@@ -1,9 +1,10 @@
 """Redis Cluster: hash slots over masters, each master backed by a replica.
 
 Keys map to masters by a stable hash (the cluster's 16,384 slots collapse to the masters
-that own them).  When a master fails (fault target ``redis-master-N``) its slots refuse
-commands (``CLUSTERDOWN``) until the replica is promoted ``failover_time`` later -- node
-timeout plus election, about 17 s with Redis defaults.  A pipeline touching a failed
+that own them).  When a master fails (fault target ``redis-master-N``) its slots are uncovered
+until the replica is promoted ``failover_time`` later -- node timeout plus election, about
+17 s with Redis defaults.  With ``cluster-require-full-coverage yes`` (the default) the
+whole cluster answers ``CLUSTERDOWN`` meanwhile; without it, only the failed master's keys.  A pipeline touching a failed
 master fails as a whole, as a client pipeline does on the first error.
 """
 
@@ -64,6 +65,9 @@ class RedisCluster(Actor):
             raise Rejected("unsupported", f"redis does not handle {op.name}")
         now = self.kernel.now
         if any(m.available_from > now for m in self.masters):  # only a failover makes slots matter
+            if self.config.require_full_coverage:
+                self.cluster_down += 1
+                raise Rejected("CLUSTERDOWN", "a hash slot has no master (cluster-require-full-coverage yes)")
             for _, key, _ in op.commands:
                 if self.master_of(key).available_from > now:
                     self.cluster_down += 1

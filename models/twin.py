@@ -86,9 +86,9 @@ def build(scenario: Scenario, seed: int) -> World:
     redis = RedisCluster(kernel, scenario.redis, zone="us-east-1b", region=REGION)
     gateway = ApiGateway(kernel, scenario.gateway, zone="us-east-1a", region=REGION)
     device_manager = DeviceManager(kernel, scenario.device_manager, zone="us-east-1a", region=REGION)
-    analytics = AnalyticsEngine(
-        kernel, scenario.analytics, tuple(r.name for r in replicas), zone="us-east-1b", region=REGION
-    )
+    # With no read replica the analytics engine has only the primary to query.
+    readable = tuple(r.name for r in replicas) or (primary.name,)
+    analytics = AnalyticsEngine(kernel, scenario.analytics, readable, zone="us-east-1b", region=REGION)
     ingest = IngestConsumer(
         kernel, scenario.ingest, stream, unique_index=scenario.postgres.unique_readings_index, zone="us-east-1b", region=REGION
     )
@@ -145,8 +145,30 @@ class SmartHomeTwin:
             for position, other in enumerate(getattr(fault, "other", None) or []):
                 if other not in targets or "partition" not in targets[other]:
                     problems.append((("faults", index, "other", position), f"unknown partition group {other!r}"))
+                elif other == fault.target:
+                    problems.append((("faults", index, "other", position), f"{other!r} is the target itself: nothing to cut"))
+            if fault.kind == "poison":
+                if scenario.fleet.meters == 0:
+                    problems.append((("faults", index, "target"), "poison needs meters to send it (fleet.meters is 0)"))
+                if fault.schema_version in scenario.ingest.supported_schema_versions:
+                    problems.append(
+                        (
+                            ("faults", index, "schema_version"),
+                            f"schema_version {fault.schema_version} is one the consumer supports, so it is no poison "
+                            f"(supported: {scenario.ingest.supported_schema_versions})",
+                        )
+                    )
             if fault.at >= scenario.duration:
                 problems.append((("faults", index, "at"), f"starts at {fault.at}s, after the run ends ({scenario.duration}s)"))
+        workload = scenario.workload
+        if workload.mobile_users and workload.commands_per_user_per_hour and not scenario.fleet.controllables:
+            problems.append(
+                (("workload", "mobile_users"), "mobile users need devices to command: set fleet.controllables > 0 or mobile_users: 0")
+            )
+        if workload.dashboard_users and workload.queries_per_user_per_hour and not scenario.fleet.meters:
+            problems.append(
+                (("workload", "dashboard_users"), "dashboards report on meters: set fleet.meters > 0 or dashboard_users: 0")
+            )
         return problems
 
     def run(self, scenario: Scenario, seed: int) -> dict[str, Any]:

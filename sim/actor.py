@@ -7,7 +7,8 @@ handler itself waits for -- a handler may return system logic (a generator), whi
 driver runs *inside the worker*, so a slow dependency really does exhaust the pool.
 
 Lifecycle: :meth:`Actor.crash` loses volatile state, the queued requests and the work in
-flight; the actor refuses connections until it restarts ``restart_after`` seconds later.
+flight -- their callers get a connection reset, as when a process dies -- and the actor
+refuses connections until it restarts ``restart_after`` seconds later.
 Durable state (what a database keeps on disk) is the subclass's business and survives.
 
 Faults attached here: added latency (extra service time), error rate (requests answered
@@ -21,6 +22,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import simpy
 
 from sim.distributions import Distribution, Sampler, constant
@@ -82,6 +84,8 @@ class Actor:
         self._processes: list[simpy.Process] = []
         kernel.register(self, zone=zone, region=region)
         self._workers: list[simpy.Process] = []
+        self._serving: dict[int, Request] = {}  # requests a worker holds, in arrival order
+        self._tickets = 0
         self._spawn_workers()
 
     def background(self, factory: Callable[[int], Generator[simpy.Event, Any, None]]) -> None:
@@ -136,6 +140,8 @@ class Actor:
                 continue
             request = self.mailbox.pop()
             self.busy += 1
+            ticket = self._tickets = self._tickets + 1
+            self._serving[ticket] = request
             try:
                 delay = self.service_time(request.op)
                 for added in self.added_latency:
@@ -162,6 +168,28 @@ class Actor:
             finally:
                 if self.epoch == epoch:
                     self.busy -= 1
+                    del self._serving[ticket]
+
+    # -- faults on work handled in bulk -------------------------------------------------
+    def injected_errors(self, n: int) -> np.ndarray | None:
+        """Which of ``n`` items handled in bulk (not as requests) the error-rate fault fails.
+
+        Managed services take some traffic as arrays rather than one request each (the
+        IoT rule's PutRecords of a fleet's readings); this lets their faults apply there too.
+        None when no error-rate fault is active.
+        """
+        if not self.error_rate:
+            return None
+        return self._fault_rng.random(n) < self.error_rate
+
+    def injected_delays(self, n: int) -> np.ndarray | None:
+        """Added-latency fault delays for ``n`` items handled in bulk, or None when none is active."""
+        if not self.added_latency:
+            return None
+        total = np.zeros(n)
+        for added in self.added_latency:
+            total += added.many(n)
+        return total
 
     # -- lifecycle -------------------------------------------------------------------------
     def crash(self, restart_after: float) -> None:
@@ -171,7 +199,13 @@ class Actor:
         self.up = False
         self.epoch += 1
         self.crashes += 1
-        self.lost_in_crash += len(self.mailbox.clear()) + self.busy
+        # A dying process's sockets close: every caller it owed an answer gets a connection
+        # reset (a host or network failure, by contrast, is a partition: callers wait).
+        lost = [*self.mailbox.clear(), *self._serving.values()]
+        self.lost_in_crash += len(lost)
+        for request in lost:
+            self.kernel.driver.reply(self.name, request, Unavailable("connection_reset", f"{self.name} crashed"))
+        self._serving.clear()
         self.busy = 0
         # Idle workers of the dead incarnation are parked on the mailbox: forget them, and
         # busy ones end when they next wake.  The restart brings a full pool of fresh ones.

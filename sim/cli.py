@@ -102,8 +102,14 @@ def _run(twin: Twin, args: argparse.Namespace) -> int:
     seed = scenario.seed if args.seed is None else args.seed
     if seed < 0:
         raise SimError(f"--seed must be >= 0 (got {seed})")
+    if args.out is not None and not args.out.strip():
+        raise SimError("--out must name a directory (got an empty string)")
+    out = Path(args.out) if args.out is not None else Path("out") / scenario.name
+    try:  # before the run, so a bad --out does not waste it
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SimError(f"--out {out}: cannot create the output directory ({error.strerror})") from None
     result = run_scenario(twin, scenario, seed)
-    out = Path(args.out) if args.out else Path("out") / scenario.name
     path = write_result(result, out)
     if args.json:
         sys.stdout.write(canonical_json(result))

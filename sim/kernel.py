@@ -53,10 +53,11 @@ class Kernel:
         self.ledger = Ledger()
         self.spans = SpanRecorder(keep_spans)
         specs = {**DEFAULT_LINKS, **(links or {})}
-        link_samplers = {
-            kind: spec.sampler(self.streams.stream(f"network/{kind}")) for kind, spec in specs.items()
-        }
-        self.network = Network(self.env, self.streams.stream, link_latency=link_samplers.__getitem__)
+
+        def link_latency(kind: str, link: str) -> Sampler:
+            return specs[kind].sampler(self.streams.stream(f"network/link/{link}"))
+
+        self.network = Network(self.env, self.streams.stream, link_latency=link_latency)
         self.actors: dict[str, Actor] = {}
         self.driver: Driver = Driver(self)
 

@@ -56,9 +56,11 @@ class Network:
         env: Any,
         streams: Callable[[str], np.random.Generator],
         *,
-        link_latency: Callable[[str], Sampler],
+        link_latency: Callable[[str, str], Sampler],
     ) -> None:
-        """``streams(name)`` gives named random streams; ``link_latency(kind)`` a sampler per link kind."""
+        """``streams(name)`` gives named random streams; ``link_latency(kind, link)`` builds
+        the sampler of one link (kinds 'access', 'zone', 'region'), each with its own stream
+        so that traffic on one link never shifts the delays drawn on another."""
         self._env = env
         self._streams = streams
         self._link_latency = link_latency
@@ -77,13 +79,13 @@ class Network:
         region_hub, zone_hub = f"region:{region}", f"zone:{zone}"
         if region_hub not in self.graph:
             for other in [n for n, kind in self.graph.nodes(data="kind") if kind == "region"]:
-                self.graph.add_edge(region_hub, other, latency=self._link_latency("region"))
+                self.graph.add_edge(region_hub, other, latency=self._link_latency("region", f"{other}~{region_hub}"))
             self.graph.add_node(region_hub, kind="region", region=region, zone=None)
         if zone_hub not in self.graph:
             self.graph.add_node(zone_hub, kind="zone", region=region, zone=zone)
-            self.graph.add_edge(zone_hub, region_hub, latency=self._link_latency("zone"))
+            self.graph.add_edge(zone_hub, region_hub, latency=self._link_latency("zone", f"{zone_hub}~{region_hub}"))
         self.graph.add_node(name, kind="node", region=region, zone=zone)
-        self.graph.add_edge(name, zone_hub, latency=self._link_latency("access"))
+        self.graph.add_edge(name, zone_hub, latency=self._link_latency("access", f"{name}~{zone_hub}"))
         self._paths.clear()
 
     def nodes(self) -> list[str]:

@@ -116,3 +116,31 @@ def test_python_dash_m_sim_is_the_same_command(small: Path, tmp_path: Path) -> N
     assert "ok  " in done.stdout
     bad = subprocess.run([sys.executable, "-m", "sim", "run", "--seed", "x", str(small)], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("faults:\n  - {kind: poison, target: meters, at: 1m, schema_version: 2}\n", "faults[0].schema_version: schema_version 2 is one the consumer supports"),
+        ("faults:\n  - {kind: partition, target: redis, other: [redis], at: 1m, for: 1m}\n", "faults[0].other[0]: 'redis' is the target itself"),
+        ("faults:\n  - {kind: crash, target: redis, at: 5m}\n", "faults[0].at: starts at 300.0s, after the run ends"),
+    ],
+)
+def test_semantic_checks(extra: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL + extra)
+    assert expected in _errors(["validate", str(path)], capsys)
+
+
+def test_tick_longer_than_report_interval_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL.replace("meters: 50", "meters: 50, report_every: 100ms"))
+    assert "fleet: tick (0.25s) must not exceed report_every (0.1s)" in _errors(["validate", str(path)], capsys)
+
+
+def test_bad_out_fails_before_running(small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    err = _errors(["run", str(small), "--out", str(blocker)], capsys)
+    assert f"--out {blocker}: cannot create the output directory" in err
+    assert "--out must name a directory" in _errors(["run", str(small), "--out", ""], capsys)

@@ -103,3 +103,36 @@ def test_poison_message_crash_loops_and_stops_ingestion() -> None:
     assert consumer["poison_crashes"] > 10  # crash loop: every restart meets the same record
     assert faulty["flows"]["sensor"]["stored"] < 0.5 * clean["flows"]["sensor"]["stored"]
     assert faulty["flows"]["sensor"]["stream_backlog_at_end"] > 50_000
+
+
+def _quick(faults: list[dict], **changes: object) -> dict:
+    """A 4-minute, 200-meter variant of the baseline with the given faults (paired by seed)."""
+    from models.twin import TWIN
+    from sim.cli import run_scenario
+    from tests.conftest import scenario
+
+    base = scenario("baseline").model_dump(by_alias=True)
+    base.update({"duration": 240.0, "fleet": {**base["fleet"], "meters": 200}, "faults": faults, **changes})
+    return run_scenario(TWIN, TWIN.scenario_type.model_validate(base), 7)
+
+
+def test_stream_outage_drops_readings_at_the_iot_rule() -> None:
+    result = _quick([{"kind": "crash", "target": "kinesis", "at": 60, "restart_after": 30}])
+    dropped = result["ledger"]["readings"]["states"]["dropped"]["by_reason"]
+    assert dropped["stream_unavailable"] > 0
+    assert result["components"]["iot-core"]["rule_put_failures"] == sum(dropped.values())
+    assert result["invariants_held"]
+
+
+def test_slow_broker_delays_readings() -> None:
+    slow = _quick([{"kind": "latency", "target": "iot-core", "at": 60, "for": 60, "add": 5}])
+    clean = _quick([])
+    assert slow["flows"]["sensor"]["end_to_end_latency_s"]["max"] > 5.0
+    assert clean["flows"]["sensor"]["end_to_end_latency_s"]["max"] < 2.0
+
+
+def test_redis_master_failover_blocks_the_whole_cluster_by_default() -> None:
+    result = _quick([{"kind": "crash", "target": "redis-master-2", "at": 60}])
+    assert result["components"]["redis"]["clusterdown_errors"] > 0
+    assert result["components"]["ingest-consumer"]["redis_sync_failures"] > 0  # C1: stale real-time view
+    assert _quick([])["components"]["redis"]["clusterdown_errors"] == 0
