@@ -162,6 +162,7 @@ def summarise(world: World) -> dict[str, Any]:
         "invariants": [inv.as_dict() for inv in invariants],
         "invariants_held": all(inv.held for inv in invariants),
         "faults": world.faults.log,
+        "counters": dict(sorted(kernel.metrics.counters.items())),
         "spans": kernel.spans.summary(),
         "timeseries": {
             "interval_s": kernel.metrics.interval,

@@ -117,10 +117,6 @@ class Actor:
     def on_restart(self) -> None:
         """Rebuild volatile state after a restart (override)."""
 
-    def inventory(self) -> dict[str, int]:
-        """Counted ledger items this actor holds right now (override)."""
-        return {}
-
     # -- receiving -------------------------------------------------------------------------
     def deliver(self, request: Request) -> None:
         """A request arrived from the network."""
