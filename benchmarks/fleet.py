@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(description="Fleet benchmark: the twin's ingest path against a bare SimPy relay.")
     parser.add_argument("--hours", type=float, default=1.0, help="simulated hours (default 1)")
-    parser.add_argument("--meters", type=int, default=10_000, help="smart meters, one reading each 10 s (default 10000)")
+    parser.add_argument(
+        "--meters", type=int, default=10_000, help="smart meters, one reading each 10 s (default 10000)"
+    )
     parser.add_argument("--skip-relay", action="store_true", help="measure the twin only")
     parser.add_argument("--memory-check", action="store_true", help="peak RSS of a 1 h and a 4 h run, and their ratio")
     parser.add_argument("--child", choices=("twin", "relay"), help=argparse.SUPPRESS)

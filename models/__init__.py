@@ -8,4 +8,4 @@ the resilience policies it can adopt.
 from models.config import Scenario
 from models.twin import TWIN, SmartHomeTwin, World, build
 
-__all__ = ["Scenario", "SmartHomeTwin", "TWIN", "World", "build"]
+__all__ = ["TWIN", "Scenario", "SmartHomeTwin", "World", "build"]

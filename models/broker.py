@@ -21,18 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.config import BrokerConfig
+from models.ops import Publish
+from models.policies import KeyedRateLimiter
 from sim.actor import Actor
 from sim.ledger import FinalState
 from sim.ops import Operation, Rejected
 
-from models.config import BrokerConfig
-from models.ops import Publish
-from models.policies import KeyedRateLimiter
-
 if TYPE_CHECKING:
-    from sim.kernel import Kernel
-
     from models.stream import Stream
+    from sim.kernel import Kernel
 
 __all__ = ["Broker"]
 
@@ -44,7 +42,12 @@ class Broker(Actor):
 
     def __init__(self, kernel: Kernel, config: BrokerConfig, stream: Stream | None, *, zone: str, region: str) -> None:
         super().__init__(
-            kernel, "iot-core", zone=zone, region=region, concurrency=config.concurrency, service_time=config.service_time
+            kernel,
+            "iot-core",
+            zone=zone,
+            region=region,
+            concurrency=config.concurrency,
+            service_time=config.service_time,
         )
         self.config = config
         self.stream = stream

@@ -69,13 +69,16 @@ class FleetConfig(_Config):
     corrupt_fraction: float = Field(
         default=0.0, ge=0, le=1, description="share of readings a firmware bug corrupts (power_watts = -999999)"
     )
-    qos1_retry_after: Duration = Field(default=5.0, description="meter MQTT client: resend an unacknowledged publish after")
-    qos1_max_retries: int = Field(default=3, ge=0, description="meter MQTT client: resends before a reading is given up")
+    qos1_retry_after: Duration = Field(
+        default=5.0, description="meter MQTT client: resend an unacknowledged publish after"
+    )
+    qos1_max_retries: int = Field(
+        default=3, ge=0, description="meter MQTT client: resends before a reading is given up"
+    )
     controllables: int = Field(default=200, ge=0, description="devices that accept commands")
     dedupe_command_ids: bool = Field(
         default=False, description="devices ignore a command_id they already applied (device-level idempotency)"
     )
-
 
     @model_validator(mode="after")
     def _tick_fits(self) -> FleetConfig:
@@ -92,7 +95,9 @@ class BrokerConfig(_Config):
 
     service_time: Distribution = Field(default=constant("1ms"))
     concurrency: int = Field(default=256, ge=1)
-    publish_limit_per_s: float = Field(default=100.0, gt=0, description="publishes per second per connection (hard IoT Core limit)")
+    publish_limit_per_s: float = Field(
+        default=100.0, gt=0, description="publishes per second per connection (hard IoT Core limit)"
+    )
     rule_latency: Distribution = Field(
         default_factory=lambda: _lognormal("20ms", 0.3), description="IoT rule action delay into the stream"
     )
@@ -156,7 +161,9 @@ class GatewayConfig(_Config):
     concurrency: int = Field(default=512, ge=1)
     jwt_check_time: Distribution = Field(default=constant("1ms"))
     user_limit_per_min: float = Field(default=1000.0, gt=0)
-    upstream_timeout: Duration | None = Field(default=None, description="timeout on calls to services; none as designed (C3: 10s)")
+    upstream_timeout: Duration | None = Field(
+        default=None, description="timeout on calls to services; none as designed (C3: 10s)"
+    )
 
 
 class DeviceManagerConfig(_Config):
@@ -205,7 +212,9 @@ class AnalyticsConfig(_Config):
     retry_delays: list[Offset] = Field(default_factory=lambda: [1.0, 2.0, 4.0], description="the review's 3 retries")
     query_timeout: Duration | None = Field(default=None, description="none as designed (C3: 10s)")
     breaker: BreakerConfig | None = Field(default=None, description="one breaker per replica (C3)")
-    fallback_to_cache: bool = Field(default=False, description="serve cached figures from Redis when the database fails")
+    fallback_to_cache: bool = Field(
+        default=False, description="serve cached figures from Redis when the database fails"
+    )
 
 
 class WorkloadConfig(_Config):
@@ -213,7 +222,9 @@ class WorkloadConfig(_Config):
 
     mobile_users: int = Field(default=500, ge=0)
     commands_per_user_per_hour: float = Field(default=2.0, ge=0)
-    toggle_fraction: float = Field(default=0.5, ge=0, le=1, description="share of commands that toggle (not idempotent)")
+    toggle_fraction: float = Field(
+        default=0.5, ge=0, le=1, description="share of commands that toggle (not idempotent)"
+    )
     app_timeout: Duration = Field(default=10.0)
     app_retries: int = Field(default=2, ge=0)
     app_retry_backoff: Duration = Field(default=2.0)

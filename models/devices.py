@@ -24,14 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.config import FleetConfig
 from sim.ledger import FinalState
 
-from models.config import FleetConfig
-
 if TYPE_CHECKING:
-    from sim.kernel import Kernel
-
     from models.broker import Broker
+    from sim.kernel import Kernel
 
 __all__ = ["ControllableDevices", "MeterFleet"]
 
@@ -192,8 +190,13 @@ class MeterFleet:
     def inject(self, fault: Any) -> Callable[[], None] | None:
         """Poison: ``count`` meters send a reading with an unsupported schema version."""
         now = self.kernel.now
-        devices = self._poison_rng.choice(self.config.meters, size=fault.count, replace=fault.count > self.config.meters)
-        records = [r[:5] + (fault.schema_version, 0) for r in self._readings(devices, np.full(fault.count, now), self._poison_rng)]
+        devices = self._poison_rng.choice(
+            self.config.meters, size=fault.count, replace=fault.count > self.config.meters
+        )
+        records = [
+            r[:5] + (fault.schema_version, 0)
+            for r in self._readings(devices, np.full(fault.count, now), self._poison_rng)
+        ]
         self.kernel.ledger.enter("readings", len(records))
         self.emitted += len(records)
         self.kernel.metrics.inc("readings.poison_injected", len(records))
@@ -260,5 +263,3 @@ class ControllableDevices:
 
 def _first(item: tuple[Any, ...]) -> Any:
     return item[0]
-
-

@@ -22,19 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from sim.actor import Actor
-from sim.ledger import FinalState
-from sim.ops import OpError
-
 from models.config import IngestConfig
 from models.logic.ingest import IngestSettings, PoisonRecord, process_records
 from models.ops import Checkpoint, GetRecords
 from models.policies.dedup import DedupWindow
+from sim.actor import Actor
+from sim.ledger import FinalState
+from sim.ops import OpError
 
 if TYPE_CHECKING:
-    from sim.kernel import Kernel
-
     from models.stream import Stream
+    from sim.kernel import Kernel
 
 __all__ = ["IngestConsumer"]
 
@@ -73,7 +71,9 @@ class IngestConsumer(Actor):
         shards = len(stream.shards)
         self.settled_upto = [0] * shards
         self.processed_upto = [0] * shards  # twin bookkeeping, survives crashes: spots redelivery
-        self._pending: list[list[tuple[int, list[tuple[Any, ...]], list[tuple[str, str]]]]] = [[] for _ in range(shards)]
+        self._pending: list[list[tuple[int, list[tuple[Any, ...]], list[tuple[str, str]]]]] = [
+            [] for _ in range(shards)
+        ]
         self.batches = 0
         self.poison_crashes = 0
         self.failed_batches = 0
@@ -108,7 +108,9 @@ class IngestConsumer(Actor):
                 if batch.first <= seen:  # processed before a crash, never checkpointed: at-least-once
                     self.redeliveries += min(last, seen) - batch.first + 1
                 try:
-                    outcome = yield from driver.drive(process_records(self.settings, batch.records, self.dedup), self, epoch)
+                    outcome = yield from driver.drive(
+                        process_records(self.settings, batch.records, self.dedup), self, epoch
+                    )
                 except PoisonRecord:
                     self.poison_crashes += 1
                     self.crash(self.config.restart_after)

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.actor import Actor
-from sim.ops import Operation, Rejected
-
 from models.config import PostgresConfig
 from models.ops import BulkInsert, Insert, Select, Update
+from sim.actor import Actor
+from sim.ops import Operation, Rejected
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
@@ -54,7 +53,7 @@ class RecentKeys:
     not by the run's length.
     """
 
-    __slots__ = ("window_s", "_times", "_until", "_next", "_newest", "_stamp")
+    __slots__ = ("_newest", "_next", "_stamp", "_times", "_until", "window_s")
 
     def __init__(self, window_s: float, devices: int = 0, slots: int = 8) -> None:
         if window_s <= 0:

@@ -14,11 +14,10 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sim.actor import Actor
-from sim.ops import Operation, Rejected
-
 from models.config import RedisConfig
 from models.ops import RedisPipeline
+from sim.actor import Actor
+from sim.ops import Operation, Rejected
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel

@@ -153,7 +153,10 @@ def summarise(world: World) -> dict[str, Any]:
     components: dict[str, Any] = {name: actor.stats() for name, actor in sorted(kernel.actors.items())}
     components["meters"] = world.meters.stats()
     components["devices"] = world.devices.stats()
-    components["network"] = {"messages_dropped": kernel.network.dropped, "messages_duplicated": kernel.network.duplicated}
+    components["network"] = {
+        "messages_dropped": kernel.network.dropped,
+        "messages_duplicated": kernel.network.duplicated,
+    }
     series_until = world.scenario.duration
     return {
         "flows": {"sensor": _sensor(world), "commands": commands, "analytics": _analytics(world)},

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.actor import Actor
-from sim.ops import Operation, Rejected
-
 from models.config import AnalyticsConfig, DeviceManagerConfig, GatewayConfig
 from models.logic.analytics import AnalyticsSettings, energy_report
 from models.logic.commands import CommandSettings, outbox_relay, submit_command
 from models.logic.gateway import GatewaySettings, route_request
 from models.ops import HttpRequest, SendMessage
 from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter
+from sim.actor import Actor
+from sim.ops import Operation, Rejected
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
@@ -45,7 +44,12 @@ class ApiGateway(HttpService):
 
     def __init__(self, kernel: Kernel, config: GatewayConfig, *, zone: str, region: str) -> None:
         super().__init__(
-            kernel, "api-gateway", zone=zone, region=region, concurrency=config.concurrency, service_time=config.jwt_check_time
+            kernel,
+            "api-gateway",
+            zone=zone,
+            region=region,
+            concurrency=config.concurrency,
+            service_time=config.jwt_check_time,
         )
         self.settings = GatewaySettings(upstream_timeout=config.upstream_timeout)
         per_second = config.user_limit_per_min / 60.0
@@ -60,7 +64,12 @@ class DeviceManager(HttpService):
 
     def __init__(self, kernel: Kernel, config: DeviceManagerConfig, *, zone: str, region: str) -> None:
         super().__init__(
-            kernel, "device-manager", zone=zone, region=region, concurrency=config.concurrency, service_time=config.service_time
+            kernel,
+            "device-manager",
+            zone=zone,
+            region=region,
+            concurrency=config.concurrency,
+            service_time=config.service_time,
         )
         self.settings = CommandSettings(
             outbox=config.outbox,
@@ -118,7 +127,8 @@ class AnalyticsEngine(HttpService):
             half_open_successes=spec.half_open_successes,
         )
         self.breakers = {
-            replica: CircuitBreaker(settings, on_transition=self._observer(replica)) for replica in self.settings.replicas
+            replica: CircuitBreaker(settings, on_transition=self._observer(replica))
+            for replica in self.settings.replicas
         }
 
     def _observer(self, replica: str) -> Any:

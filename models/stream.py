@@ -20,12 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from models.config import StreamConfig
+from models.ops import Checkpoint, GetRecords
 from sim.actor import Actor
 from sim.ledger import FinalState
 from sim.ops import Operation, Rejected
-
-from models.config import StreamConfig
-from models.ops import Checkpoint, GetRecords
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
@@ -45,7 +44,7 @@ class RecordBatch:
 
 
 class _Shard:
-    __slots__ = ("base", "visible", "records", "checkpoint", "window_second", "window_count")
+    __slots__ = ("base", "checkpoint", "records", "visible", "window_count", "window_second")
 
     def __init__(self) -> None:
         self.base = 1  # sequence number of records[0]

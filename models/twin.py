@@ -17,9 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sim.faults import ACTOR_FAULTS, NODE_FAULTS, FaultTimeline
-from sim.kernel import Kernel
-
 from models.broker import Broker
 from models.config import Scenario
 from models.devices import ControllableDevices, MeterFleet
@@ -29,6 +26,8 @@ from models.redis import RedisCluster
 from models.services import AnalyticsEngine, ApiGateway, DeadLetterQueue, DeviceManager
 from models.stream import Stream
 from models.workload import DashboardUsers, MobileUsers
+from sim.faults import ACTOR_FAULTS, NODE_FAULTS, FaultTimeline
+from sim.kernel import Kernel
 
 __all__ = ["TWIN", "SmartHomeTwin", "World", "build"]
 
@@ -78,9 +77,19 @@ def build(scenario: Scenario, seed: int) -> World:
     stream = Stream(kernel, scenario.stream, zone="aws-managed", region=REGION)
     broker = Broker(kernel, scenario.broker, stream, zone="aws-managed", region=REGION)
     database = Database(scenario.postgres, scenario.fleet.report_every, scenario.fleet.meters)
-    primary = Postgres(kernel, "db-primary", scenario.postgres, database, role="primary", zone="us-east-1a", region=REGION)
+    primary = Postgres(
+        kernel, "db-primary", scenario.postgres, database, role="primary", zone="us-east-1a", region=REGION
+    )
     replicas = [
-        Postgres(kernel, f"db-replica-{i + 1}", scenario.postgres, database, role="replica", zone=_replica_zone(i), region=REGION)
+        Postgres(
+            kernel,
+            f"db-replica-{i + 1}",
+            scenario.postgres,
+            database,
+            role="replica",
+            zone=_replica_zone(i),
+            region=REGION,
+        )
         for i in range(scenario.postgres.replicas)
     ]
     redis = RedisCluster(kernel, scenario.redis, zone="us-east-1b", region=REGION)
@@ -90,7 +99,12 @@ def build(scenario: Scenario, seed: int) -> World:
     readable = tuple(r.name for r in replicas) or (primary.name,)
     analytics = AnalyticsEngine(kernel, scenario.analytics, readable, zone="us-east-1b", region=REGION)
     ingest = IngestConsumer(
-        kernel, scenario.ingest, stream, unique_index=scenario.postgres.unique_readings_index, zone="us-east-1b", region=REGION
+        kernel,
+        scenario.ingest,
+        stream,
+        unique_index=scenario.postgres.unique_readings_index,
+        zone="us-east-1b",
+        region=REGION,
     )
     dlq = DeadLetterQueue(kernel, zone="us-east-1c", region=REGION)
     meters = MeterFleet(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1])
@@ -116,7 +130,7 @@ class SmartHomeTwin:
         actors = ["iot-core", "kinesis", "db-primary", "redis", "api-gateway", "device-manager"]
         actors += [f"db-replica-{i + 1}" for i in range(scenario.postgres.replicas)]
         actors += ["analytics-engine", "ingest-consumer", "dlq"]
-        targets: dict[str, frozenset[str]] = {name: ACTOR_FAULTS for name in actors}
+        targets: dict[str, frozenset[str]] = dict.fromkeys(actors, ACTOR_FAULTS)
         for node in ("meters", "devices", "mobile", "dashboards"):
             targets[node] = NODE_FAULTS
         targets["meters"] = NODE_FAULTS | {"poison"}
@@ -146,7 +160,9 @@ class SmartHomeTwin:
                 if other not in targets or "partition" not in targets[other]:
                     problems.append((("faults", index, "other", position), f"unknown partition group {other!r}"))
                 elif other == fault.target:
-                    problems.append((("faults", index, "other", position), f"{other!r} is the target itself: nothing to cut"))
+                    problems.append(
+                        (("faults", index, "other", position), f"{other!r} is the target itself: nothing to cut")
+                    )
             if fault.kind == "poison":
                 if scenario.fleet.meters == 0:
                     problems.append((("faults", index, "target"), "poison needs meters to send it (fleet.meters is 0)"))
@@ -159,15 +175,23 @@ class SmartHomeTwin:
                         )
                     )
             if fault.at >= scenario.duration:
-                problems.append((("faults", index, "at"), f"starts at {fault.at}s, after the run ends ({scenario.duration}s)"))
+                problems.append(
+                    (("faults", index, "at"), f"starts at {fault.at}s, after the run ends ({scenario.duration}s)")
+                )
         workload = scenario.workload
         if workload.mobile_users and workload.commands_per_user_per_hour and not scenario.fleet.controllables:
             problems.append(
-                (("workload", "mobile_users"), "mobile users need devices to command: set fleet.controllables > 0 or mobile_users: 0")
+                (
+                    ("workload", "mobile_users"),
+                    "mobile users need devices to command: set fleet.controllables > 0 or mobile_users: 0",
+                )
             )
         if workload.dashboard_users and workload.queries_per_user_per_hour and not scenario.fleet.meters:
             problems.append(
-                (("workload", "dashboard_users"), "dashboards report on meters: set fleet.meters > 0 or dashboard_users: 0")
+                (
+                    ("workload", "dashboard_users"),
+                    "dashboards report on meters: set fleet.meters > 0 or dashboard_users: 0",
+                )
             )
         return problems
 

@@ -60,7 +60,9 @@ class MobileUsers:
             self.kernel.ledger.track("commands", intent)
             self.started[intent] = env.now
             logic = send_command(self.settings, f"user-{user_index}", device, action, intent)
-            self.kernel.driver.spawn(logic, MOBILE, on_done=lambda result, intent=intent: self._finished(intent, result))
+            self.kernel.driver.spawn(
+                logic, MOBILE, on_done=lambda result, intent=intent: self._finished(intent, result)
+            )
 
     def _finished(self, intent: str, result: Any) -> None:
         self.results[intent] = (result, self.kernel.now)

@@ -14,10 +14,10 @@ microsecond, which on the reading path would dominate the simulation.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from sim.durations import DURATION_PATTERN, Duration, Offset, parse_duration
 
@@ -40,7 +40,7 @@ BLOCK = 4096
 class Sampler:
     """Draws from a distribution in blocks; ``sampler()`` returns the next value."""
 
-    __slots__ = ("_draw", "_buffer", "_index", "mean")
+    __slots__ = ("_buffer", "_draw", "_index", "mean")
 
     def __init__(self, draw: Any, mean: float) -> None:
         self._draw = draw
@@ -179,9 +179,7 @@ class Empirical(_Spec):
     def _weights(self) -> Empirical:
         if self.weights is not None:
             if len(self.weights) != len(self.values):
-                raise ValueError(
-                    f"weights must have one entry per value ({len(self.values)}), got {len(self.weights)}"
-                )
+                raise ValueError(f"weights must have one entry per value ({len(self.values)}), got {len(self.weights)}")
             if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
                 raise ValueError("weights must be >= 0 and not all zero")
         return self
@@ -220,7 +218,7 @@ class _ShorthandInSchema:
 
 
 Distribution = Annotated[
-    Union[Constant, Exponential, LogNormal, Normal, Uniform, Empirical],
+    Constant | Exponential | LogNormal | Normal | Uniform | Empirical,
     Field(discriminator="kind"),
     BeforeValidator(_shorthand),
     _ShorthandInSchema(),

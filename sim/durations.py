@@ -42,9 +42,7 @@ _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 
 #: The accepted string syntax, written to mean the same in Python and in ECMA-262 regular
 #: expressions (JSON Schema ``pattern``): one group per unit, in the order of ``_UNITS``.
-DURATION_PATTERN = (
-    r"^\s*(?=[0-9.])" + "".join(rf"(?:({_NUMBER})\s*{unit}\s*)?" for unit, _ in _UNITS) + r"$"
-)
+DURATION_PATTERN = r"^\s*(?=[0-9.])" + "".join(rf"(?:({_NUMBER})\s*{unit}\s*)?" for unit, _ in _UNITS) + r"$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
 _BARE_NUMBER_RE = re.compile(rf"\s*{_NUMBER}\s*")
 
@@ -158,9 +156,7 @@ class _Span:
             raise PydanticCustomError("duration", _rejection(value, adjective))
         return seconds
 
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
             self._validate, serialization=core_schema.simple_ser_schema("float")
         )

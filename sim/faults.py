@@ -17,7 +17,7 @@ so an unknown kind or target is rejected when the scenario is loaded, not mid-ru
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,7 +120,7 @@ class Poison(_Fault):
 
 
 Fault = Annotated[
-    Union[Latency, ErrorRate, Crash, Partition, MessageLoss, Duplication, Reordering, Poison],
+    Latency | ErrorRate | Crash | Partition | MessageLoss | Duplication | Reordering | Poison,
     Field(discriminator="kind"),
 ]
 """Any fault; the ``kind`` field selects the variant."""

@@ -90,4 +90,4 @@ class Kernel:
     @property
     def events_processed(self) -> int:
         """SimPy events scheduled so far (the figure that decides wall time)."""
-        return next(self.env._eid) - 1  # noqa: SLF001 - simpy exposes no public counter
+        return next(self.env._eid) - 1

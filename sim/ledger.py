@@ -103,9 +103,7 @@ class Ledger:
     def settled(self, kind: str, state: FinalState, reason: str | None = None) -> int:
         """How many items of ``kind`` settled in ``state`` (for ``reason``, or any reason)."""
         source = self._counted.get(kind) or self._tracked_outcomes.get(kind) or {}
-        return sum(
-            n for (s, r), n in source.items() if s == state.value and (reason is None or r == reason)
-        )
+        return sum(n for (s, r), n in source.items() if s == state.value and (reason is None or r == reason))
 
     # -- the report ----------------------------------------------------------------------
     def report(self, inventory: dict[str, int]) -> tuple[dict[str, Any], list[Invariant]]:

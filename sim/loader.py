@@ -83,9 +83,7 @@ _EXPECTED = {
 }
 
 
-def load_scenario_file(
-    path: str | os.PathLike[str], model: type[M], *, check: Check[M] | None = None
-) -> M:
+def load_scenario_file(path: str | os.PathLike[str], model: type[M], *, check: Check[M] | None = None) -> M:
     """Read the YAML file at ``path`` and validate it as a ``model``.
 
     Args:
@@ -120,9 +118,7 @@ def load_scenario_file(
     return load_scenario_text(text, model, filename=name, check=check)
 
 
-def load_scenario_text(
-    text: str, model: type[M], *, filename: str = "<string>", check: Check[M] | None = None
-) -> M:
+def load_scenario_text(text: str, model: type[M], *, filename: str = "<string>", check: Check[M] | None = None) -> M:
     """Parse ``text`` as YAML and validate it as a ``model``; see :func:`load_scenario_file`.
 
     ``filename`` only names the source in problems.
@@ -369,9 +365,7 @@ class _Tree:
         spelled = [(k, v) for key, k, v in keys if str(key) == segment]
         return (exact or spelled or [None])[-1]
 
-    def _resolve(
-        self, loc: Loc, *, keep_missing: bool
-    ) -> tuple[list[Any], Node | None, Node, bool]:
+    def _resolve(self, loc: Loc, *, keep_missing: bool) -> tuple[list[Any], Node | None, Node, bool]:
         """Walk ``loc`` down the tree: (path, last key node, deepest node, whether any was skipped).
 
         Segments not in the data (union tags, member labels) are skipped, except a last one
@@ -415,10 +409,7 @@ class _Tree:
             group = place if skipped else len(places)
             places.setdefault(group, place)
             groups.setdefault(group, []).append((error, loc))
-        return [
-            Problem(self.filename, *places[group], _message(errs, model))
-            for group, errs in groups.items()
-        ]
+        return [Problem(self.filename, *places[group], _message(errs, model)) for group, errs in groups.items()]
 
 
 def _message(errors: list[tuple[ErrorDetails, Loc]], model: type[BaseModel]) -> str:

@@ -28,7 +28,7 @@ class Histogram:
     are read (``_buckets``, :meth:`quantile`, :meth:`merge`).
     """
 
-    __slots__ = ("_gamma_log", "_sparse", "_dense", "_offset", "_zero", "count", "total", "min", "max", "accuracy")
+    __slots__ = ("_dense", "_gamma_log", "_offset", "_sparse", "_zero", "accuracy", "count", "max", "min", "total")
 
     def __init__(self, accuracy: float = 0.005) -> None:
         if not 0 < accuracy < 0.5:
@@ -190,7 +190,7 @@ class TimeSeries:
     (a gauge such as the stream's iterator age).
     """
 
-    __slots__ = ("interval", "mode", "_sums")
+    __slots__ = ("_sums", "interval", "mode")
 
     def __init__(self, interval: float, mode: str = "sum") -> None:
         if interval <= 0:

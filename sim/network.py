@@ -132,11 +132,7 @@ class Network:
     def partition(self, side_a: Iterable[str], side_b: Iterable[str] | None) -> tuple[frozenset[str], frozenset[str]]:
         """Cut every path between the two sides (``None``: everyone else); returns a handle."""
         a = frozenset().union(*(self.members(g) for g in side_a))
-        b = (
-            frozenset().union(*(self.members(g) for g in side_b))
-            if side_b
-            else frozenset(self.nodes()) - a
-        )
+        b = frozenset().union(*(self.members(g) for g in side_b)) if side_b else frozenset(self.nodes()) - a
         handle = (a, b)
         self._partitions.append(handle)
         return handle

@@ -21,7 +21,7 @@ workload: {mobile_users: 50, dashboard_users: 20}
 """
 
 
-@pytest.fixture()
+@pytest.fixture
 def small(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(SMALL)
@@ -60,9 +60,15 @@ def _errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (SMALL.replace("meters: 50", "meters: lots"), r"small.yaml:4: fleet.meters: "),
         (SMALL.replace("duration: 2m", "duration: -5s"), r"small.yaml:3: duration: expected a positive duration"),
         (SMALL.replace("duration: 2m", "duration: 0s"), r"small.yaml:3: duration: expected a positive duration"),
-        (SMALL + "faults:\n  - {kind: crash, target: mainframe, at: 1m}\n", r"small.yaml:7: faults[0].target: unknown target 'mainframe'"),
+        (
+            SMALL + "faults:\n  - {kind: crash, target: mainframe, at: 1m}\n",
+            r"small.yaml:7: faults[0].target: unknown target 'mainframe'",
+        ),
         (SMALL + "faults:\n  - {kind: meteor, target: redis, at: 1m}\n", r"small.yaml:7: faults[0].kind: "),
-        (SMALL + "faults:\n  - {kind: poison, target: redis, at: 1m}\n", r"faults[0].kind: fault kind 'poison' cannot target 'redis'"),
+        (
+            SMALL + "faults:\n  - {kind: poison, target: redis, at: 1m}\n",
+            r"faults[0].kind: fault kind 'poison' cannot target 'redis'",
+        ),
         (SMALL + "fleet: [\n", r"small.yaml:"),
     ],
 )
@@ -114,15 +120,23 @@ def test_python_dash_m_sim_is_the_same_command(small: Path, tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr
     assert "ok  " in done.stdout
-    bad = subprocess.run([sys.executable, "-m", "sim", "run", "--seed", "x", str(small)], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sim", "run", "--seed", "x", str(small)], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("faults:\n  - {kind: poison, target: meters, at: 1m, schema_version: 2}\n", "faults[0].schema_version: schema_version 2 is one the consumer supports"),
-        ("faults:\n  - {kind: partition, target: redis, other: [redis], at: 1m, for: 1m}\n", "faults[0].other[0]: 'redis' is the target itself"),
+        (
+            "faults:\n  - {kind: poison, target: meters, at: 1m, schema_version: 2}\n",
+            "faults[0].schema_version: schema_version 2 is one the consumer supports",
+        ),
+        (
+            "faults:\n  - {kind: partition, target: redis, other: [redis], at: 1m, for: 1m}\n",
+            "faults[0].other[0]: 'redis' is the target itself",
+        ),
         ("faults:\n  - {kind: crash, target: redis, at: 5m}\n", "faults[0].at: starts at 300.0s, after the run ends"),
     ],
 )

@@ -33,7 +33,17 @@ def test_same_bytes_in_a_separate_process(root: Path, tmp_path: Path) -> None:
         out = tmp_path / f"run{index}"
         env_hash = {"PYTHONHASHSEED": str(index + 1)}  # different hash salts must not matter
         done = subprocess.run(
-            [sys.executable, "-m", "sim", "run", str(root / "scenarios" / "crash-iot-core.yaml"), "--seed", "9", "--out", str(out)],
+            [
+                sys.executable,
+                "-m",
+                "sim",
+                "run",
+                str(root / "scenarios" / "crash-iot-core.yaml"),
+                "--seed",
+                "9",
+                "--out",
+                str(out),
+            ],
             capture_output=True,
             text=True,
             env={**__import__("os").environ, **env_hash},

@@ -109,9 +109,7 @@ def test_constant_is_constant():
     assert np.all(sampler.many(100) == 0.25)
 
 
-@pytest.mark.parametrize(
-    ("value", "seconds"), [(0.2, 0.2), (5, 5.0), ("5ms", 0.005), ("1m30s", 90.0), (0, 0.0)]
-)
+@pytest.mark.parametrize(("value", "seconds"), [(0.2, 0.2), (5, 5.0), ("5ms", 0.005), ("1m30s", 90.0), (0, 0.0)])
 def test_bare_value_shorthand_is_a_constant(value, seconds):
     dist = parse(value)
     assert isinstance(dist, Constant)

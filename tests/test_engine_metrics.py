@@ -56,7 +56,7 @@ def test_memory_stays_bounded_for_a_million_samples():
     hist = filled(values)
     assert hist.count == 1_000_000
     # one counter per occupied log bucket: the spread of the data, not the number of samples
-    assert len(hist._buckets) < 3000  # noqa: SLF001
+    assert len(hist._buckets) < 3000
     assert abs(hist.quantile(0.99) / np.quantile(values, 0.99, method="lower") - 1) <= 0.01
 
 
@@ -67,7 +67,7 @@ def test_merge_equals_combined(lognormal, exponential):
     assert a.count == combined.count
     assert a.total == pytest.approx(combined.total, rel=1e-12)
     assert (a.min, a.max) == (combined.min, combined.max)
-    assert a._buckets == combined._buckets  # noqa: SLF001
+    assert a._buckets == combined._buckets
     for q in (0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0):
         assert a.quantile(q) == combined.quantile(q)
 

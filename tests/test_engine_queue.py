@@ -41,10 +41,10 @@ def test_put_wakes_only_the_oldest_waiter():
 def test_put_without_waiters_schedules_no_event():
     env = simpy.Environment()
     box: Mailbox[int] = Mailbox(env)
-    before = len(env._queue)  # noqa: SLF001 - checking the cost claim
+    before = len(env._queue)
     for i in range(100):
         box.put(i)
-    assert len(env._queue) == before  # noqa: SLF001
+    assert len(env._queue) == before
 
 
 def test_consumer_process_drains_in_order_with_times():

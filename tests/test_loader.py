@@ -120,7 +120,11 @@ def test_anchors_aliases_and_merge_keys_are_supported() -> None:
 
 def test_unknown_field_is_reported_at_its_key_with_the_allowed_names() -> None:
     assert problems("name: demo\nduration: 1h\ndurration: 5s\n") == [
-        (3, "durration", "unknown field, did you mean 'duration'? (allowed: name, duration, seed, mode, brokers, faults)")
+        (
+            3,
+            "durration",
+            "unknown field, did you mean 'duration'? (allowed: name, duration, seed, mode, brokers, faults)",
+        )
     ]
 
 
@@ -135,7 +139,11 @@ def test_unknown_field_inside_a_union_variant_drops_the_tag_from_the_path() -> N
           90s
     """
     assert problems(text) == [
-        (6, "faults[0].restart_afer", "unknown field, did you mean 'restart_after'? (allowed: kind, target, at, restart_after)")
+        (
+            6,
+            "faults[0].restart_afer",
+            "unknown field, did you mean 'restart_after'? (allowed: kind, target, at, restart_after)",
+        )
     ]
 
 
@@ -276,8 +284,26 @@ def test_errors_in_aliased_nodes_point_at_the_anchor() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", [(None, "", "scenario is empty (expected a mapping with fields: name, duration, seed, mode, brokers, faults)")]),
-        ("# only a comment\n", [(None, "", "scenario is empty (expected a mapping with fields: name, duration, seed, mode, brokers, faults)")]),
+        (
+            "",
+            [
+                (
+                    None,
+                    "",
+                    "scenario is empty (expected a mapping with fields: name, duration, seed, mode, brokers, faults)",
+                )
+            ],
+        ),
+        (
+            "# only a comment\n",
+            [
+                (
+                    None,
+                    "",
+                    "scenario is empty (expected a mapping with fields: name, duration, seed, mode, brokers, faults)",
+                )
+            ],
+        ),
         ("- name: demo\n", [(1, "", "expected a mapping of scenario fields at the top level (got a list)")]),
         ("just text\n", [(1, "", 'expected a mapping of scenario fields at the top level (got "just text")')]),
         ("name: a\nduration: 1s\n---\nname: b\n", [(3, "", "expected a single YAML document (found a second one)")]),
@@ -286,15 +312,24 @@ def test_errors_in_aliased_nodes_point_at_the_anchor() -> None:
             [(1, "1", "field names must be strings (got 1)"), (2, "null", "field names must be strings (got null)")],
         ),
         ("name: 2024-05-01\nduration: 1s\n", [(1, "name", "expected a string (got the timestamp 2024-05-01)")]),
-        ("name: a\nduration: .inf\n", [(2, "duration", 'expected a positive duration like "90s", "30m" or "6h" (got .inf)')]),
+        (
+            "name: a\nduration: .inf\n",
+            [(2, "duration", 'expected a positive duration like "90s", "30m" or "6h" (got .inf)')],
+        ),
         (
             "name: a\nduration: 2024-13-01\n",
-            [(2, "duration", 'cannot read value "2024-13-01": month must be in 1..12 (quote it if it is meant as text)')],
+            [
+                (
+                    2,
+                    "duration",
+                    'cannot read value "2024-13-01": month must be in 1..12 (quote it if it is meant as text)',
+                )
+            ],
         ),
         ("name: !secret a\nduration: 1s\n", [(1, "name", "cannot read value \"a\": unsupported YAML tag '!secret'")]),
         ("a: &a [*a]\n", [(1, "", "an alias refers to a collection that contains it (no recursive data)")]),
         ("name: a\nduration: 1s\n[x]: 1\n", [(3, "", "expected a plain key such as a field name (got a list)")]),
-        ("name: \"a\x00\"\n", [(1, "", "invalid YAML: unacceptable character #x0000 (no control characters)")]),
+        ('name: "a\x00"\n', [(1, "", "invalid YAML: unacceptable character #x0000 (no control characters)")]),
         ("[" * 5000, [(None, "", "the document is nested too deeply")]),
         ("name: a\r\nseed: x\r\nduration: 1s\r\n", [(2, "seed", 'expected an integer (got "x")')]),
         ("name: 'a\u2028b'\nseed: x\nduration: 1s\n", [(2, "seed", 'expected an integer (got "x")')]),  # YAML says 3
@@ -336,7 +371,12 @@ def test_load_scenario_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario_file(str(tmp_path / "bad.yaml"), Scenario)
     assert info.value.problems == [
-        Problem(str(tmp_path / "bad.yaml"), 2, "duration", 'expected a positive duration like "90s", "30m" or "6h" (got "-1h")')
+        Problem(
+            str(tmp_path / "bad.yaml"),
+            2,
+            "duration",
+            'expected a positive duration like "90s", "30m" or "6h" (got "-1h")',
+        )
     ]
 
 
@@ -347,7 +387,9 @@ def test_file_problems(tmp_path: Path) -> None:
         (problem,) = info.value.problems
         return problem
 
-    assert only_problem(tmp_path / "nope.yaml") == Problem(str(tmp_path / "nope.yaml"), None, "", "no such scenario file")
+    assert only_problem(tmp_path / "nope.yaml") == Problem(
+        str(tmp_path / "nope.yaml"), None, "", "no such scenario file"
+    )
     assert only_problem(tmp_path).message == "is a directory, not a scenario file"
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"name: demo\n\xff\xfe\n")
@@ -393,7 +435,9 @@ SCALARS = (
     | st.sampled_from(["1h", "0s", "-5s", "latency", "crash", "b1", "fast"])
 )  # fmt: skip
 VALUES = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
 )
 
 

@@ -15,7 +15,17 @@ from models.logic.clients import AppSettings, send_command
 from models.logic.commands import CommandSettings, relay_once, submit_command
 from models.logic.gateway import GatewaySettings, route_request
 from models.logic.ingest import IngestSettings, PoisonRecord, process_records
-from models.ops import BulkInsert, HttpRequest, HttpResponse, Insert, Publish, RedisPipeline, Select, SendMessage, Update
+from models.ops import (
+    BulkInsert,
+    HttpRequest,
+    HttpResponse,
+    Insert,
+    Publish,
+    RedisPipeline,
+    Select,
+    SendMessage,
+    Update,
+)
 from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter
 from models.policies.dedup import DedupWindow
 from sim.driver import run_direct
@@ -147,8 +157,13 @@ def test_app_retries_timeouts_and_without_keys_creates_new_commands() -> None:
 
 def test_gateway_rate_limits_per_user_and_maps_upstream_errors() -> None:
     limiter = KeyedRateLimiter(1.0, 2)
-    request = HttpRequest("api-gateway", "GET /api/v1/analytics/energy", "u", {"device_id": 1}, {"Authorization": "Bearer t"})
-    answers = [run_direct(route_request(GatewaySettings(10.0), request, limiter), lambda op: HttpResponse(200))[0] for _ in range(3)]
+    request = HttpRequest(
+        "api-gateway", "GET /api/v1/analytics/energy", "u", {"device_id": 1}, {"Authorization": "Bearer t"}
+    )
+    answers = [
+        run_direct(route_request(GatewaySettings(10.0), request, limiter), lambda op: HttpResponse(200))[0]
+        for _ in range(3)
+    ]
     assert [a.status for a in answers] == [200, 200, 429]
 
     def slow(op: Operation) -> Any:
@@ -204,7 +219,9 @@ def test_countermeasures_validate_dedupe_and_dead_letter() -> None:
 
 
 def test_analytics_retries_at_1_2_4_seconds_then_fails() -> None:
-    spec = AnalyticsSettings(replicas=("r1",), retry_delays=(1.0, 2.0, 4.0), query_timeout=None, fallback_to_cache=False)
+    spec = AnalyticsSettings(
+        replicas=("r1",), retry_delays=(1.0, 2.0, 4.0), query_timeout=None, fallback_to_cache=False
+    )
     attempts: list[str] = []
 
     def down(op: Operation) -> Any:

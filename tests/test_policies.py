@@ -70,8 +70,7 @@ def test_modules_are_pure(path: Path) -> None:
     assert "__future__" in imported
     assert "np.random.default_rng" not in path.read_text()
     has_all = any(
-        isinstance(node, ast.Assign)
-        and any(getattr(target, "id", "") == "__all__" for target in node.targets)
+        isinstance(node, ast.Assign) and any(getattr(target, "id", "") == "__all__" for target in node.targets)
         for node in tree.body
     )
     assert has_all
@@ -169,9 +168,7 @@ def test_breaker_rate_below_threshold_stays_closed() -> None:
 
 
 @pytest.mark.parametrize(("later", "expected"), [(9.99, OPEN), (10.0, CLOSED)])
-def test_breaker_rate_window_is_ten_one_second_buckets(
-    later: float, expected: BreakerState
-) -> None:
+def test_breaker_rate_window_is_ten_one_second_buckets(later: float, expected: BreakerState) -> None:
     breaker, _ = make_breaker()
     run(breaker, 0.5, "FSFSFSFS")  # bucket 0
     # At 9.99 bucket 0 is still in the window (seconds 0..9), at 10.0 it is not (1..10).
@@ -397,10 +394,7 @@ class BreakerMachine(RuleBasedStateMachine):
             self.outcomes.append((self.now, not success))
             span = max(1, math.ceil(self.s.window_s))
             recent = [f for t, f in self.outcomes if math.floor(t) > math.floor(self.now) - span]
-            rate_trip = (
-                len(recent) >= self.s.min_calls
-                and sum(recent) / len(recent) >= self.s.failure_rate
-            )
+            rate_trip = len(recent) >= self.s.min_calls and sum(recent) / len(recent) >= self.s.failure_rate
             if not success and (self.consecutive >= self.s.consecutive_failures or rate_trip):
                 expected = OPEN
         elif not stale and self.model_state is HALF_OPEN:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.ops import HttpRequest, HttpResponse
 from sim.ops import Logic, OpError, Sleep
 
-from models.ops import HttpRequest, HttpResponse
-
-__all__ = ["AppSettings", "AppResult", "dashboard_query", "send_command"]
+__all__ = ["AppResult", "AppSettings", "dashboard_query", "send_command"]
 
 GATEWAY = "api-gateway"
 
@@ -71,6 +70,10 @@ def dashboard_query(timeout: float, user: str, device_id: int) -> Logic[HttpResp
     """One dashboard refresh: a single request, no retry (the user reloads later)."""
     headers = {"Authorization": f"Bearer token-{user}"}
     try:
-        return (yield HttpRequest(GATEWAY, "GET /api/v1/analytics/energy", user, {"device_id": device_id}, headers, timeout=timeout))
+        return (
+            yield HttpRequest(
+                GATEWAY, "GET /api/v1/analytics/energy", user, {"device_id": device_id}, headers, timeout=timeout
+            )
+        )
     except OpError as error:
         return HttpResponse(599, {"error": error.reason})

@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sim.ops import Logic, Now, OpError, Sleep
-
 from models.ops import HttpResponse, Insert, Publish, RedisPipeline, Select, Update
 from models.policies import KeyedRateLimiter
+from sim.ops import Logic, Now, OpError, Sleep
 
 __all__ = ["CommandSettings", "outbox_relay", "relay_once", "submit_command"]
 
@@ -73,7 +72,11 @@ def submit_command(
     }
     try:
         stored = yield Insert(
-            PRIMARY, "device_commands", row, conflict_key="idempotency_key" if key else None, timeout=settings.db_timeout
+            PRIMARY,
+            "device_commands",
+            row,
+            conflict_key="idempotency_key" if key else None,
+            timeout=settings.db_timeout,
         )
     except OpError as error:
         return HttpResponse(503, {"error": f"database: {error.reason}"})
@@ -91,7 +94,9 @@ def submit_command(
         return HttpResponse(202, {"command_id": command_id, "status": "sent"})
     try:
         yield Update(PRIMARY, "device_commands", command_id, {"status": "sent"}, timeout=settings.db_timeout)
-        yield RedisPipeline(REDIS, [("HSET", f"device:{device_id}", {"desired": body["action"]})], timeout=settings.redis_timeout)
+        yield RedisPipeline(
+            REDIS, [("HSET", f"device:{device_id}", {"desired": body["action"]})], timeout=settings.redis_timeout
+        )
     except OpError:
         pass  # the command is out; a stale status or desired state is what C1 describes
     return HttpResponse(202, {"command_id": command_id, "status": "sent"})
@@ -100,7 +105,9 @@ def submit_command(
 def relay_once(settings: CommandSettings) -> Logic[int]:
     """One pass of the outbox relay: publish pending commands, mark them; returns how many went out."""
     try:
-        pending = yield Select(PRIMARY, "pending_commands", {"limit": settings.relay_batch}, timeout=settings.db_timeout)
+        pending = yield Select(
+            PRIMARY, "pending_commands", {"limit": settings.relay_batch}, timeout=settings.db_timeout
+        )
     except OpError:
         return 0
     published = 0
@@ -112,7 +119,13 @@ def relay_once(settings: CommandSettings) -> Logic[int]:
             attempts = row["attempts"] + 1
             status = "failed" if attempts >= settings.relay_max_attempts else "pending"
             try:
-                yield Update(PRIMARY, "device_commands", row["id"], {"attempts": attempts, "status": status}, timeout=settings.db_timeout)
+                yield Update(
+                    PRIMARY,
+                    "device_commands",
+                    row["id"],
+                    {"attempts": attempts, "status": status},
+                    timeout=settings.db_timeout,
+                )
             except OpError:
                 return published
             continue

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sim.ops import Logic, Now, OpError, OperationTimeout
-
 from models.ops import HttpRequest, HttpResponse
 from models.policies import KeyedRateLimiter
+from sim.ops import Logic, Now, OperationTimeout, OpError
 
-__all__ = ["GatewaySettings", "ROUTES", "route_request"]
+__all__ = ["ROUTES", "GatewaySettings", "route_request"]
 
 ROUTES = {
     "POST /api/v1/devices/{id}/commands": "device-manager",

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from sim.ops import Logic, Now, OpError
-
 from models.ops import BulkInsert, RedisPipeline, SendMessage
 from models.policies.dedup import DedupWindow
+from sim.ops import Logic, Now, OpError
 
 __all__ = ["BatchOutcome", "IngestSettings", "PoisonRecord", "process_records"]
 
@@ -139,7 +138,11 @@ def process_records(
         yield BulkInsert(PRIMARY, "anomalies", anomalies, timeout=settings.db_timeout)
     if rows:
         result = yield BulkInsert(
-            PRIMARY, "readings", rows, on_conflict_do_nothing=settings.on_conflict_do_nothing, timeout=settings.db_timeout
+            PRIMARY,
+            "readings",
+            rows,
+            on_conflict_do_nothing=settings.on_conflict_do_nothing,
+            timeout=settings.db_timeout,
         )
         for position in result["conflicts"]:  # rows skipped by ON CONFLICT DO NOTHING (RETURNING tells)
             fates[position if positions is None else positions[position]] = CONFLICT

@@ -17,7 +17,7 @@ __all__ = ["DedupWindow"]
 class DedupWindow:
     """Keys seen within the last ``window_s`` seconds."""
 
-    __slots__ = ("window_s", "_expiry", "_order")
+    __slots__ = ("_expiry", "_order", "window_s")
 
     def __init__(self, window_s: float) -> None:
         if window_s <= 0:

@@ -99,9 +99,7 @@ class IdempotencyStore:
         """Keys held, reserved or completed (expired ones are dropped on the next call)."""
         return len(self._entries)
 
-    def begin(
-        self, key: str, fingerprint: str, now: float
-    ) -> Fresh | InProgress | Replay | Mismatch:
+    def begin(self, key: str, fingerprint: str, now: float) -> Fresh | InProgress | Replay | Mismatch:
         """Look up ``key`` for a request with the given ``fingerprint`` arriving at ``now``.
 
         Returns:
@@ -128,9 +126,7 @@ class IdempotencyStore:
         """
         entry = self._live_entry(key, now)
         if entry is None:
-            raise KeyError(
-                f"idempotency key {key!r} is not reserved (never begun, released or expired)"
-            )
+            raise KeyError(f"idempotency key {key!r} is not reserved (never begun, released or expired)")
         if entry.completed:
             raise ValueError(f"idempotency key {key!r} was already completed")
         entry.completed = True

@@ -101,9 +101,7 @@ class RetryPolicy:
                 "use RetryPolicy.fixed(*delays)"
             )
         if delays and self.jitter != "none":
-            raise ValueError(
-                f"delays_s is an exact schedule; jitter must be 'none' (got {self.jitter!r})"
-            )
+            raise ValueError(f"delays_s is an exact schedule; jitter must be 'none' (got {self.jitter!r})")
 
     @classmethod
     def fixed(cls, *delays: float) -> RetryPolicy:
