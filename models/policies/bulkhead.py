@@ -9,7 +9,7 @@ the caller fails fast or degrades (serve from cache), which is what keeps latenc
 
 from __future__ import annotations
 
-from numbers import Integral
+from ._validation import is_count
 
 __all__ = ["Bulkhead"]
 
@@ -27,8 +27,7 @@ class Bulkhead:
     __slots__ = ("_in_use", "_max", "_rejected")
 
     def __init__(self, max_concurrent: int) -> None:
-        is_count = isinstance(max_concurrent, Integral) and not isinstance(max_concurrent, bool)
-        if not is_count or max_concurrent < 1:
+        if not is_count(max_concurrent) or max_concurrent < 1:
             raise ValueError(f"max_concurrent must be an integer >= 1 (got {max_concurrent!r})")
         self._max = int(max_concurrent)
         self._in_use = 0

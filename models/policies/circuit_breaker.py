@@ -62,7 +62,8 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from numbers import Integral, Real
+
+from ._validation import is_count, is_finite, is_real
 
 __all__ = ["BreakerSettings", "BreakerState", "CircuitBreaker", "Permit"]
 
@@ -109,13 +110,13 @@ class BreakerSettings:
         counts = ("consecutive_failures", "min_calls", "half_open_max_calls", "half_open_successes")
         for name in counts:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            if not is_count(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1 (got {value!r})")
         for name in ("window_s", "open_for_s"):
             value = getattr(self, name)
-            if not (isinstance(value, Real) and math.isfinite(value) and value > 0):
+            if not (is_finite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0 (got {value!r})")
-        if not (isinstance(self.failure_rate, Real) and 0 < self.failure_rate <= 1):
+        if not (is_real(self.failure_rate) and 0 < self.failure_rate <= 1):
             raise ValueError(f"failure_rate must be in (0, 1] (got {self.failure_rate!r})")
         if self.half_open_successes > self.half_open_max_calls:
             raise ValueError(

@@ -17,8 +17,9 @@ must call :meth:`DeadLetterPolicy.record_success` (or otherwise forget it) to fr
 from __future__ import annotations
 
 from collections.abc import Hashable
-from numbers import Integral
 from typing import Literal
+
+from ._validation import is_count
 
 __all__ = ["DeadLetterPolicy"]
 
@@ -34,8 +35,7 @@ class DeadLetterPolicy:
     __slots__ = ("_failures", "_max")
 
     def __init__(self, max_attempts: int = 3) -> None:
-        is_count = isinstance(max_attempts, Integral) and not isinstance(max_attempts, bool)
-        if not is_count or max_attempts < 1:
+        if not is_count(max_attempts) or max_attempts < 1:
             raise ValueError(f"max_attempts must be an integer >= 1 (got {max_attempts!r})")
         self._max = int(max_attempts)
         self._failures: dict[Hashable, int] = {}

@@ -32,10 +32,10 @@ so that one client cannot replay another's result.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from numbers import Real
+
+from ._validation import is_finite
 
 __all__ = ["Fresh", "IdempotencyStore", "InProgress", "Mismatch", "Replay"]
 
@@ -90,7 +90,7 @@ class IdempotencyStore:
     __slots__ = ("_entries", "_ttl")
 
     def __init__(self, ttl_s: float = 86_400.0) -> None:
-        if not (isinstance(ttl_s, Real) and math.isfinite(ttl_s) and ttl_s > 0):
+        if not (is_finite(ttl_s) and ttl_s > 0):
             raise ValueError(f"ttl_s must be a finite number > 0 (got {ttl_s!r})")
         self._ttl = float(ttl_s)
         self._entries: OrderedDict[str, _Entry] = OrderedDict()

@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Hashable
-from numbers import Real
+
+from ._validation import is_finite
 
 __all__ = ["KeyedRateLimiter", "TokenBucket"]
 
@@ -34,7 +35,7 @@ _EPSILON = 1e-9
 
 
 def _check_amount(name: str, value: float) -> None:
-    if not (isinstance(value, Real) and math.isfinite(value) and value > 0):
+    if not (is_finite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0 (got {value!r})")
 
 

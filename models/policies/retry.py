@@ -21,13 +21,12 @@ from the caller's ``now``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Literal, get_args
 
 import numpy as np
 
+from ._validation import is_count, is_finite
 from .circuit_breaker import _RollingCounts
 
 __all__ = ["Jitter", "RetryBudget", "RetryPolicy"]
@@ -43,14 +42,6 @@ Jitter = Literal["none", "full", "equal", "decorrelated"]
 """
 
 _JITTERS: tuple[str, ...] = get_args(Jitter)
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def _is_finite(value: object) -> bool:
-    return isinstance(value, Real) and math.isfinite(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +70,18 @@ class RetryPolicy:
     jitter: Jitter = "none"
 
     def __post_init__(self) -> None:
-        if not _is_count(self.max_attempts) or self.max_attempts < 1:
+        if not is_count(self.max_attempts) or self.max_attempts < 1:
             raise ValueError(f"max_attempts must be an integer >= 1 (got {self.max_attempts!r})")
         delays = tuple(self.delays_s)
         for delay in delays:
-            if not _is_finite(delay) or delay < 0:
+            if not is_finite(delay) or delay < 0:
                 raise ValueError(f"delays_s must hold finite delays >= 0 (got {delay!r})")
         object.__setattr__(self, "delays_s", tuple(float(delay) for delay in delays))
-        if not _is_finite(self.base_s) or self.base_s <= 0:
+        if not is_finite(self.base_s) or self.base_s <= 0:
             raise ValueError(f"base_s must be a finite number > 0 (got {self.base_s!r})")
-        if not _is_finite(self.multiplier) or self.multiplier < 1:
+        if not is_finite(self.multiplier) or self.multiplier < 1:
             raise ValueError(f"multiplier must be a finite number >= 1 (got {self.multiplier!r})")
-        if not _is_finite(self.cap_s) or self.cap_s < self.base_s:
+        if not is_finite(self.cap_s) or self.cap_s < self.base_s:
             raise ValueError(f"cap_s must be a finite number >= base_s (got {self.cap_s!r})")
         if self.jitter not in _JITTERS:
             raise ValueError(f"jitter must be one of {_JITTERS} (got {self.jitter!r})")
@@ -130,7 +121,7 @@ class RetryPolicy:
         Raises:
             ValueError: ``retry_number < 1``, or ``previous_s`` is negative or not finite.
         """
-        if not _is_count(retry_number) or retry_number < 1:
+        if not is_count(retry_number) or retry_number < 1:
             raise ValueError(f"retry_number counts from 1 (got {retry_number!r})")
         if retry_number >= self.max_attempts:
             return None
@@ -139,7 +130,7 @@ class RetryPolicy:
         jitter = self.jitter
         if jitter == "decorrelated":
             previous = self.base_s if previous_s is None else previous_s
-            if not _is_finite(previous) or previous < 0:
+            if not is_finite(previous) or previous < 0:
                 raise ValueError(f"previous_s must be a finite delay >= 0 (got {previous_s!r})")
             high = max(self.base_s, 3.0 * previous)
             return min(self.cap_s, float(rng.uniform(self.base_s, high)))
@@ -201,9 +192,9 @@ class RetryBudget:
             ("percent_can_retry", percent_can_retry),
             ("min_retries_per_s", min_retries_per_s),
         ):
-            if not _is_finite(value) or value < 0:
+            if not is_finite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0 (got {value!r})")
-        if not _is_finite(ttl_s) or ttl_s <= 0:
+        if not is_finite(ttl_s) or ttl_s <= 0:
             raise ValueError(f"ttl_s must be a finite number > 0 (got {ttl_s!r})")
         self._deposit_units = round(percent_can_retry * _SCALE)
         self._reserve_units = round(min_retries_per_s * ttl_s * _SCALE)
