@@ -2,10 +2,39 @@
 
 ``models.twin.TWIN`` is what the engine runs; ``models.config.Scenario`` is the scenario
 format; ``models.logic`` holds the system's own (sans-IO) logic and ``models.policies``
-the resilience policies it can adopt.
+the resilience policies it can adopt.  Names are imported on first use, so that importing
+the logic or the policies alone loads neither simpy, networkx nor pydantic.
 """
 
-from models.config import Scenario
-from models.twin import TWIN, SmartHomeTwin, World, build
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.config import Scenario
+    from models.twin import TWIN, SmartHomeTwin, World, build
+
+_HOME = {
+    "TWIN": "models.twin",
+    "Scenario": "models.config",
+    "SmartHomeTwin": "models.twin",
+    "World": "models.twin",
+    "build": "models.twin",
+}
 
 __all__ = ["TWIN", "Scenario", "SmartHomeTwin", "World", "build"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562)."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -9,13 +9,20 @@ countermeasure" differs from "as designed" by one or two lines.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim.distributions import Distribution, constant
 from sim.durations import Duration, Offset
-from sim.faults import Fault
+from sim.faults import Fault, fault_union
+
+from models.faults import FAULT_KINDS
+
+if TYPE_CHECKING:
+    AnyFault = Fault
+else:
+    AnyFault = fault_union(*FAULT_KINDS)  # the engine's generic kinds plus the model's own
 
 __all__ = [
     "AnalyticsConfig",
@@ -254,7 +261,7 @@ class Scenario(_Config):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
-    faults: list[Fault] = Field(default_factory=list)
+    faults: list[AnyFault] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _versions(self) -> Scenario:

@@ -11,7 +11,6 @@ master fails as a whole, as a client pipeline does on the first error.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from models.config import RedisConfig
@@ -28,19 +27,19 @@ __all__ = ["RedisCluster", "RedisMaster"]
 class RedisMaster:
     """One master's availability; a fault target for ``crash``."""
 
-    fault_kinds = frozenset({"crash"})
-
     def __init__(self, cluster: RedisCluster, index: int) -> None:
         self.cluster = cluster
         self.name = f"redis-master-{index + 1}"
         self.available_from = 0.0
         self.failovers = 0
 
-    def inject(self, fault: Any) -> Callable[[], None] | None:
-        """The master dies; its replica serves after the failover time."""
+    def crash(self, restart_after: float) -> None:
+        """The master dies; its replica is promoted after the failover time and serves its slots.
+
+        ``restart_after`` (when the dead node rejoins, as a replica) does not matter to clients.
+        """
         self.failovers += 1
         self.available_from = self.cluster.kernel.now + self.cluster.config.failover_time
-        return None
 
 
 class RedisCluster(Actor):

@@ -1,6 +1,12 @@
-"""From a finished run to its result body: per-flow outcomes, components, ledger, invariants.
+"""From a run to its result body: per-flow outcomes, components, ledger, invariants.
 
-Commands are settled here, at the end, from what actually happened to each user intent:
+Reading a result changes nothing: :func:`summarise` is a pure function of what the run
+recorded, so it may be called mid-run, twice, or from a notebook cell run again, and a
+later call after running on gives what a single run to the end gives.
+
+Commands are judged here, in the manner of a checker reading a history (the run records
+when each intent started, when devices applied it, what the app was told and the rows the
+database holds); the verdicts go into a copy of the run's ledger, never the ledger itself:
 
 * the device applied it once -> ``applied``; more than once -> ``applied`` (``duplicate``);
 * not applied and the broker still retries it, the app still waits, or (with the outbox)
@@ -14,7 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.ledger import FinalState, Invariant
+from sim.ledger import FinalState, Invariant, Ledger
+from sim.metrics import Histogram
 
 if TYPE_CHECKING:
     from models.twin import World
@@ -22,9 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["summarise"]
 
 
-def _settle_commands(world: World) -> dict[str, Any]:
+def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
     kernel = world.kernel
-    ledger = kernel.ledger
     mobile = world.mobile
     applied = world.devices.applied
     retrying = world.broker.pending_intents()
@@ -32,7 +38,7 @@ def _settle_commands(world: World) -> dict[str, Any]:
     for row in world.database.commands.values():
         rows_by_intent.setdefault(row["intent"], []).append(row["status"])
     outbox = world.scenario.device_manager.outbox
-    latency = kernel.metrics.histogram("commands.end_to_end_s")
+    latency = Histogram()
     duplicates = 0
     for intent, started in mobile.started.items():
         times = applied.get(intent)
@@ -78,9 +84,8 @@ def _settle_commands(world: World) -> dict[str, Any]:
     }
 
 
-def _sensor(world: World) -> dict[str, Any]:
+def _sensor(world: World, ledger: Ledger) -> dict[str, Any]:
     kernel = world.kernel
-    ledger = kernel.ledger
     db = world.database
     # Records after a shard's checkpoint are in flight; some of them are already processed
     # (their rows may be in the database) and will be replayed if the consumer crashes now.
@@ -145,10 +150,11 @@ def _command_invariants(world: World) -> list[Invariant]:
 
 
 def summarise(world: World) -> dict[str, Any]:
-    """The result body of a finished run."""
+    """The result body of the run so far (a pure reading: the world is left as it was)."""
     kernel = world.kernel
-    commands = _settle_commands(world)
-    ledger, invariants = kernel.ledger.report(_inventory(world))
+    verdicts = kernel.ledger.copy()
+    commands = _settle_commands(world, verdicts)
+    ledger, invariants = verdicts.report(_inventory(world))
     invariants += _command_invariants(world)
     components: dict[str, Any] = {name: actor.stats() for name, actor in sorted(kernel.actors.items())}
     components["meters"] = world.meters.stats()
@@ -159,7 +165,7 @@ def summarise(world: World) -> dict[str, Any]:
     }
     series_until = world.scenario.duration
     return {
-        "flows": {"sensor": _sensor(world), "commands": commands, "analytics": _analytics(world)},
+        "flows": {"sensor": _sensor(world, verdicts), "commands": commands, "analytics": _analytics(world)},
         "components": dict(sorted(components.items())),
         "ledger": ledger,
         "invariants": [inv.as_dict() for inv in invariants],

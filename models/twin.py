@@ -20,6 +20,7 @@ from typing import Any
 from models.broker import Broker
 from models.config import Scenario
 from models.devices import ControllableDevices, MeterFleet
+from models.faults import Poison
 from models.ingest import IngestConsumer
 from models.postgres import Database, Postgres
 from models.redis import RedisCluster
@@ -111,8 +112,8 @@ def build(scenario: Scenario, seed: int) -> World:
     devices = ControllableDevices(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1])
     mobile = MobileUsers(kernel, scenario.workload, scenario.fleet.controllables, zone=PHONES[0], region=PHONES[1])
     dashboards = DashboardUsers(kernel, scenario.workload, scenario.fleet.meters, zone=PHONES[0], region=PHONES[1])
-    custom: dict[str, Any] = {"meters": meters, **{m.name: m for m in redis.masters}}
-    faults = FaultTimeline(kernel, scenario.faults, custom)
+    components: dict[str, object] = {"meters": meters, **{m.name: m for m in redis.masters}}
+    faults = FaultTimeline(kernel, scenario.faults, components)
     return World(
         scenario, kernel, stream, broker, database, primary, replicas, redis, gateway, device_manager,
         analytics, ingest, dlq, meters, devices, mobile, dashboards, faults,
@@ -163,7 +164,7 @@ class SmartHomeTwin:
                     problems.append(
                         (("faults", index, "other", position), f"{other!r} is the target itself: nothing to cut")
                     )
-            if fault.kind == "poison":
+            if isinstance(fault, Poison):
                 if scenario.fleet.meters == 0:
                     problems.append((("faults", index, "target"), "poison needs meters to send it (fleet.meters is 0)"))
                 if fault.schema_version in scenario.ingest.supported_schema_versions:

@@ -1,25 +1,69 @@
 """hems-twin's simulation engine: knows nothing about smart homes.
 
-The public surface, for models and notebooks; see each module for the details.
+The public surface, for models and notebooks; see each module for the details.  Names are
+imported on first use, so that system logic importing only :mod:`sim.ops` (the sans-IO
+boundary) loads neither simpy, networkx nor pydantic.
 """
 
-from sim.actor import Actor
-from sim.distributions import Distribution, Sampler
-from sim.driver import Driver, run_direct
-from sim.errors import ModelDefinitionError, Problem, ScenarioError, SimError
-from sim.faults import Fault, FaultTimeline
-from sim.kernel import Kernel
-from sim.ledger import FinalState, Invariant, Ledger
-from sim.loader import load_scenario_file, load_scenario_text
-from sim.metrics import Histogram, Metrics, TimeSeries
-from sim.ops import Logic, Now, Operation, OperationTimeout, OpError, Rejected, Sleep, Unavailable
-from sim.twin import Twin, load_twin
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sim.actor import Actor
+    from sim.distributions import Distribution, Sampler
+    from sim.driver import Driver, run_direct
+    from sim.errors import ModelDefinitionError, Problem, ScenarioError, SimError
+    from sim.faults import Fault, FaultContext, FaultTimeline, fault_union
+    from sim.kernel import Kernel
+    from sim.ledger import FinalState, Invariant, Ledger
+    from sim.loader import load_scenario_file, load_scenario_text
+    from sim.metrics import Histogram, Metrics, TimeSeries
+    from sim.ops import Logic, Now, Operation, OperationTimeout, OpError, Rejected, Sleep, Unavailable
+    from sim.twin import Twin, load_twin
+
+_HOME = {
+    "Actor": "sim.actor",
+    "Distribution": "sim.distributions",
+    "Driver": "sim.driver",
+    "Fault": "sim.faults",
+    "FaultContext": "sim.faults",
+    "FaultTimeline": "sim.faults",
+    "FinalState": "sim.ledger",
+    "Histogram": "sim.metrics",
+    "Invariant": "sim.ledger",
+    "Kernel": "sim.kernel",
+    "Ledger": "sim.ledger",
+    "Logic": "sim.ops",
+    "Metrics": "sim.metrics",
+    "ModelDefinitionError": "sim.errors",
+    "Now": "sim.ops",
+    "OpError": "sim.ops",
+    "Operation": "sim.ops",
+    "OperationTimeout": "sim.ops",
+    "Problem": "sim.errors",
+    "Rejected": "sim.ops",
+    "Sampler": "sim.distributions",
+    "ScenarioError": "sim.errors",
+    "SimError": "sim.errors",
+    "Sleep": "sim.ops",
+    "TimeSeries": "sim.metrics",
+    "Twin": "sim.twin",
+    "Unavailable": "sim.ops",
+    "fault_union": "sim.faults",
+    "load_scenario_file": "sim.loader",
+    "load_scenario_text": "sim.loader",
+    "load_twin": "sim.twin",
+    "run_direct": "sim.driver",
+}
 
 __all__ = [
     "Actor",
     "Distribution",
     "Driver",
     "Fault",
+    "FaultContext",
     "FaultTimeline",
     "FinalState",
     "Histogram",
@@ -42,8 +86,23 @@ __all__ = [
     "TimeSeries",
     "Twin",
     "Unavailable",
+    "fault_union",
     "load_scenario_file",
     "load_scenario_text",
     "load_twin",
     "run_direct",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562)."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import simpy
 
+from sim.errors import ModelDefinitionError
 from sim.ops import Logic, Now, Operation, OperationTimeout, OpError, Sleep
 
 if TYPE_CHECKING:
     from sim.actor import Actor, Request
     from sim.kernel import Kernel
 
-__all__ = ["Abandoned", "Driver", "run_direct"]
+__all__ = ["Abandoned", "Driver", "interpret", "run_direct"]
 
 T = TypeVar("T")
 
@@ -65,31 +66,21 @@ class Driver:
         the logic at its next step and raises :class:`Abandoned`.
         """
         env = self.kernel.env
-        actor = origin if not isinstance(origin, str) else None
-        origin_name = origin if isinstance(origin, str) else origin.name
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                op = logic.throw(error) if error is not None else logic.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            if op.local:
-                if type(op) is Sleep:
-                    yield env.timeout(op.seconds)
-                elif type(op) is Now:
-                    value = env.now
-                else:
-                    error = TypeError(f"driver cannot run local operation {op.name}")
-            else:
-                try:
-                    value = yield from self.call(origin_name, op)
-                except OpError as failure:
-                    error = failure
-            if actor is not None and epoch is not None and actor.epoch != epoch:
-                logic.close()
-                raise Abandoned(origin_name)
+        name = origin if isinstance(origin, str) else origin.name
+        alive = None
+        if epoch is not None and not isinstance(origin, str):
+            actor = origin
+
+            def alive() -> bool:
+                return actor.epoch == epoch
+
+        def sleep(seconds: float) -> Generator[simpy.Event, Any, None]:
+            yield env.timeout(seconds)
+
+        def call(op: Operation) -> Generator[simpy.Event, Any, Any]:
+            return self.call(name, op)
+
+        return (yield from interpret(logic, sleep=sleep, now=lambda: env.now, call=call, alive=alive, who=name))
 
     def call(self, origin: str, op: Operation) -> Generator[simpy.Event, Any, Any]:
         """Send ``op`` to its target and wait for the reply or the deadline."""
@@ -99,7 +90,10 @@ class Driver:
         env = kernel.env
         target = kernel.actors.get(op.target)
         if target is None:
-            raise KeyError(f"operation {op.name} targets unknown actor {op.target!r}")
+            known = ", ".join(sorted(kernel.actors))
+            raise ModelDefinitionError(
+                f"{origin} sent {op.name} to {op.target!r}, which is no actor of this twin (actors: {known})"
+            )
         reply = env.event()
         start = env.now
         request = Request(op, origin, reply, start)
@@ -136,6 +130,51 @@ def _resolve(reply: simpy.Event, outcome: Any) -> None:
         reply.succeed(outcome)
 
 
+def interpret(
+    logic: Logic[T],
+    *,
+    sleep: Callable[[float], Generator[Any, Any, None]],
+    now: Callable[[], float],
+    call: Callable[[Operation], Generator[Any, Any, Any]],
+    alive: Callable[[], bool] | None = None,
+    who: str = "logic",
+) -> Generator[Any, Any, T]:
+    """The one loop both drivers share: step ``logic``, answer each operation it yields.
+
+    Local operations are answered here (:class:`~sim.ops.Sleep` through ``sleep``,
+    :class:`~sim.ops.Now` through ``now``); a local operation this loop does not know is
+    thrown back into the logic as a :class:`TypeError`.  Remote operations go to ``call``,
+    whose :class:`~sim.ops.OpError` is thrown into the logic.  ``alive`` is asked after
+    every step; once it says no (the actor running the logic crashed), the logic is closed
+    and :class:`Abandoned` raised.  The loop yields only what ``sleep`` and ``call`` yield,
+    so with callables that never yield it runs synchronously.
+    """
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = logic.throw(error) if error is not None else logic.send(value)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value, error = None, None
+        if op.local:
+            if isinstance(op, Sleep):
+                yield from sleep(op.seconds)
+            elif isinstance(op, Now):
+                value = now()
+            else:
+                error = TypeError(f"no driver answers the local operation {op.name}")
+        else:
+            try:
+                value = yield from call(op)
+            except OpError as failure:
+                error = failure
+        if alive is not None and not alive():
+            logic.close()
+            raise Abandoned(who)
+
+
 def run_direct(
     logic: Logic[T],
     handle: Callable[[Operation], Any],
@@ -145,23 +184,25 @@ def run_direct(
     """Run ``logic`` synchronously against ``handle``; returns (result, final clock).
 
     ``handle(op)`` returns the operation's result or raises an :class:`OpError`.  Sleeps
-    advance a fake clock, which :class:`~sim.ops.Now` reads.
+    advance a fake clock, which :class:`~sim.ops.Now` reads.  The loop is the simulation
+    driver's own (:func:`interpret`), so both answer every operation the same way.
     """
     clock = start
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            op = logic.throw(error) if error is not None else logic.send(value)
-        except StopIteration as stop:
-            return stop.value, clock
-        value, error = None, None
-        if type(op) is Sleep:
-            clock += op.seconds
-        elif type(op) is Now:
-            value = clock
-        else:
-            try:
-                value = handle(op)
-            except OpError as failure:
-                error = failure
+
+    def sleep(seconds: float) -> Generator[Any, Any, None]:
+        nonlocal clock
+        clock += seconds
+        return
+        yield  # a generator that never yields: the fake clock needs no event
+
+    def call(op: Operation) -> Generator[Any, Any, Any]:
+        return handle(op)
+        yield
+
+    steps = interpret(logic, sleep=sleep, now=lambda: clock, call=call)
+    try:
+        next(steps)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result, clock
+    raise RuntimeError("run_direct: the logic waited on something other than its handler")  # unreachable

@@ -1,4 +1,4 @@
-"""Faults as typed data on a timeline.
+"""Faults as typed data on a timeline; each kind owns how it is inflicted and undone.
 
 A scenario lists faults; each has a ``kind``, a ``target``, a start ``at`` and, where it
 lasts, a duration ``for``::
@@ -8,126 +8,145 @@ lasts, a duration ``for``::
       - {kind: crash, target: ingest-consumer, at: 20m, restart_after: 30s}
       - {kind: partition, target: us-east-1a, at: 30m, for: 2m}
 
-The engine knows how to inflict the generic kinds on actors and network nodes; a model
-registers extra targets (:class:`FaultTarget`) for kinds only it can interpret, such as
-poison messages.  :func:`fault_kinds_for` tells the loader which kinds a target accepts,
-so an unknown kind or target is rejected when the scenario is loaded, not mid-run.
+Every kind is one pydantic class deriving from :class:`Fault`: its fields are the kind's
+parameters and its :meth:`Fault.start` inflicts it, returning the callable that undoes it
+(or None when there is nothing to undo).  The engine ships the generic kinds
+(:data:`GENERIC_FAULTS`: latency, error_rate, crash, partition, message_loss, duplication,
+reordering); a model defines its own kinds the same way, outside the engine, and builds its
+scenario type's fault field with :func:`fault_union`, so a new kind touches no engine file.
+Which kinds a target accepts is the model's to say (``Twin.check``), so an unknown kind or
+target is rejected when the scenario is loaded, not mid-run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, Union, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.distributions import Distribution
 from sim.durations import Duration, Offset
+from sim.errors import ModelDefinitionError
 
 if TYPE_CHECKING:
+    from sim.actor import Actor
     from sim.kernel import Kernel
+    from sim.network import NodeFaults
 
 __all__ = [
     "ACTOR_FAULTS",
+    "GENERIC_FAULTS",
     "NODE_FAULTS",
     "Crash",
+    "Crashable",
     "Duplication",
     "ErrorRate",
     "Fault",
-    "FaultTarget",
+    "FaultContext",
     "FaultTimeline",
+    "LastingFault",
     "Latency",
+    "MessageFault",
     "MessageLoss",
     "Partition",
-    "Poison",
     "Reordering",
+    "Undo",
+    "fault_union",
 ]
 
+Undo = Callable[[], None]
+"""Ends a lasting fault: what :meth:`Fault.start` returns."""
 
-class _Fault(BaseModel):
+@runtime_checkable
+class Crashable(Protocol):
+    """A model component that can crash although it is not an actor (a Redis master)."""
+
+    def crash(self, restart_after: float) -> None:
+        """Fail now and come back (or be replaced) later."""
+
+
+@dataclass(frozen=True)
+class FaultContext:
+    """What a fault may act on: the kernel (actors, network, random streams) and the
+    model's own fault-target components, by name."""
+
+    kernel: Kernel
+    components: Mapping[str, object] = field(default_factory=dict)
+
+    def actor(self, name: str, kind: str) -> Actor:
+        """The actor called ``name``; a clear error if the twin has none (a model bug)."""
+        actor = self.kernel.actors.get(name)
+        if actor is None:
+            raise ModelDefinitionError(
+                f"a {kind!r} fault targets {name!r}, which is no actor of this twin "
+                f"(actors: {', '.join(sorted(self.kernel.actors))}); the twin's load-time check should have caught it"
+            )
+        return actor
+
+    def component(self, name: str, kind: str) -> object:
+        """The model component called ``name``; a clear error if the model registered none."""
+        found = self.components.get(name)
+        if found is None:
+            raise ModelDefinitionError(
+                f"a {kind!r} fault targets {name!r}, which is no fault component of this twin "
+                f"(components: {', '.join(sorted(self.components)) or 'none'})"
+            )
+        return found
+
+    def node_faults(self, name: str, kind: str) -> NodeFaults:
+        """The message-fault record of network node ``name``."""
+        if name not in self.kernel.network.nodes():
+            raise ModelDefinitionError(f"a {kind!r} fault targets {name!r}, which is no network node of this twin")
+        return self.kernel.network.faults_of(name)
+
+
+class Fault(BaseModel):
+    """Base of every fault kind: a target, a start time and how to inflict it.
+
+    Subclasses declare ``kind: Literal["..."]`` (the tag scenarios use) and implement
+    :meth:`start`.  Instantaneous kinds derive from this class, lasting ones from
+    :class:`LastingFault`.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    kind: str
     target: str = Field(description="name of the component, node, zone or region hit")
     at: Offset = Field(description="when the fault starts, from the start of the run")
 
     @property
     def until(self) -> float | None:
         """When the fault ends, or None for instantaneous faults."""
-        duration = getattr(self, "for_", None)
-        return None if duration is None else self.at + duration
+        return None
+
+    def start(self, ctx: FaultContext) -> Undo | None:
+        """Inflict the fault now; return what undoes it, or None if nothing can."""
+        raise NotImplementedError(f"fault kind {self.kind!r} does not say how it is inflicted")
 
 
-class _Lasting(_Fault):
+class LastingFault(Fault):
+    """A fault active for a window ``[at, at + for)``."""
+
     for_: Duration = Field(alias="for", description="how long the fault lasts")
 
+    @property
+    def until(self) -> float | None:
+        return self.at + self.for_
 
-class _MessageFault(_Lasting):
+
+class MessageFault(LastingFault):
+    """A lasting fault that hits each message to or from a node with a probability."""
+
     probability: float = Field(gt=0, le=1, description="chance that each message is affected")
+    attribute: ClassVar[str]  # the NodeFaults field it adds to
 
-
-class Latency(_Lasting):
-    """Added delay: extra service time on an actor, extra transit time on a network node."""
-
-    kind: Literal["latency"]
-    add: Distribution = Field(description="delay added to each request or message")
-
-
-class ErrorRate(_Lasting):
-    """A fraction of the actor's requests is answered with an error."""
-
-    kind: Literal["error_rate"]
-    rate: float = Field(gt=0, le=1, description="probability that a request fails")
-
-
-class Crash(_Fault):
-    """The actor dies, losing volatile state and in-flight work, and restarts later."""
-
-    kind: Literal["crash"]
-    restart_after: Duration = Field(default=30.0, description="time until the restart completes")
-
-
-class Partition(_Lasting):
-    """Messages between ``target`` and ``other`` (default: everyone else) are dropped."""
-
-    kind: Literal["partition"]
-    other: list[str] | None = Field(default=None, description="the other side; default all other nodes")
-
-
-class MessageLoss(_MessageFault):
-    """Each message to or from the node is lost with ``probability``."""
-
-    kind: Literal["message_loss"]
-
-
-class Duplication(_MessageFault):
-    """Each message to or from the node is delivered twice with ``probability``."""
-
-    kind: Literal["duplication"]
-
-
-class Reordering(_MessageFault):
-    """Each message to or from the node is held back with ``probability``, so it overtakes."""
-
-    kind: Literal["reordering"]
-
-
-class Poison(_Fault):
-    """The target emits ``count`` messages its consumers cannot process."""
-
-    kind: Literal["poison"]
-    count: int = Field(default=1, ge=1, description="how many poison messages")
-    schema_version: int = Field(default=99, description="the unsupported schema version they carry")
-
-
-Fault = Annotated[
-    Latency | ErrorRate | Crash | Partition | MessageLoss | Duplication | Reordering | Poison,
-    Field(discriminator="kind"),
-]
-"""Any fault; the ``kind`` field selects the variant."""
-
-NETWORK_KINDS = frozenset({"partition", "message_loss", "duplication", "reordering"})
-NODE_FAULTS = NETWORK_KINDS | {"latency"}
-ACTOR_FAULTS = NODE_FAULTS | {"error_rate", "crash"}
+    def start(self, ctx: FaultContext) -> Undo:
+        faults = ctx.node_faults(self.target, self.kind)
+        name, share = self.attribute, self.probability
+        setattr(faults, name, getattr(faults, name) + share)
+        return lambda: setattr(faults, name, _less(getattr(faults, name), share))
 
 
 def _less(total: float, part: float) -> float:
@@ -136,65 +155,155 @@ def _less(total: float, part: float) -> float:
     return rest if rest > 1e-9 else 0.0
 
 
-class FaultTarget(Protocol):
-    """A model component that interprets faults the engine cannot (e.g. ``poison``)."""
+class Latency(LastingFault):
+    """Added delay: extra service time on an actor, extra transit time on a network node."""
 
-    fault_kinds: frozenset[str]
+    kind: Literal["latency"]
+    add: Distribution = Field(description="delay added to each request or message")
 
-    def inject(self, fault: Any) -> Callable[[], None] | None:
-        """Start ``fault``; return a callable that ends it, or None if it cannot be ended."""
+    def start(self, ctx: FaultContext) -> Undo:
+        kernel = ctx.kernel
+        sampler = kernel.sampler(self.add, f"fault/{self.target}/latency")
+        actor = kernel.actors.get(self.target)
+        added = actor.added_latency if actor is not None else ctx.node_faults(self.target, self.kind).added
+        added.append(sampler)
+        return lambda: added.remove(sampler)
+
+
+class ErrorRate(LastingFault):
+    """A fraction of the actor's requests is answered with an error."""
+
+    kind: Literal["error_rate"]
+    rate: float = Field(gt=0, le=1, description="probability that a request fails")
+
+    def start(self, ctx: FaultContext) -> Undo:
+        actor = ctx.actor(self.target, self.kind)
+        rate = self.rate
+        actor.error_rate += rate
+
+        def undo() -> None:
+            actor.error_rate = _less(actor.error_rate, rate)
+
+        return undo
+
+
+class Crash(Fault):
+    """The target dies, losing volatile state and in-flight work, and restarts later."""
+
+    kind: Literal["crash"]
+    restart_after: Duration = Field(default=30.0, description="time until the restart completes")
+
+    def start(self, ctx: FaultContext) -> None:
+        component = ctx.components.get(self.target)
+        if isinstance(component, Crashable):
+            component.crash(self.restart_after)
+        else:
+            ctx.actor(self.target, self.kind).crash(self.restart_after)
+
+
+class Partition(LastingFault):
+    """Messages between ``target`` and ``other`` (default: everyone else) are dropped."""
+
+    kind: Literal["partition"]
+    other: list[str] | None = Field(default=None, description="the other side; default all other nodes")
+
+    def start(self, ctx: FaultContext) -> Undo:
+        network = ctx.kernel.network
+        try:
+            handle = network.partition([self.target], self.other)
+        except ModelDefinitionError as error:
+            raise ModelDefinitionError(f"a 'partition' fault cannot cut {self.target!r}: {error}") from None
+        return lambda: network.heal(handle)
+
+
+class MessageLoss(MessageFault):
+    """Each message to or from the node is lost with ``probability``."""
+
+    kind: Literal["message_loss"]
+    attribute: ClassVar[str] = "loss"
+
+
+class Duplication(MessageFault):
+    """Each message to or from the node is delivered twice with ``probability``."""
+
+    kind: Literal["duplication"]
+    attribute: ClassVar[str] = "duplication"
+
+
+class Reordering(MessageFault):
+    """Each message to or from the node is held back with ``probability``, so it overtakes."""
+
+    kind: Literal["reordering"]
+    attribute: ClassVar[str] = "reorder"
+
+
+GENERIC_FAULTS: tuple[type[Fault], ...] = (Latency, ErrorRate, Crash, Partition, MessageLoss, Duplication, Reordering)
+"""The kinds the engine ships; a model adds its own with :func:`fault_union`."""
+
+NETWORK_KINDS = frozenset({"partition", "message_loss", "duplication", "reordering"})
+NODE_FAULTS = NETWORK_KINDS | {"latency"}
+"""Generic kinds a network node (not an actor) can take."""
+ACTOR_FAULTS = NODE_FAULTS | {"error_rate", "crash"}
+"""Generic kinds an actor can take."""
+
+
+def _tag(kind: type[Fault]) -> str:
+    annotation = kind.model_fields["kind"].annotation
+    tags = getattr(annotation, "__args__", ())
+    if getattr(annotation, "__origin__", None) is not Literal or len(tags) != 1 or not isinstance(tags[0], str):
+        raise ModelDefinitionError(f'fault class {kind.__name__} must declare kind: Literal["<its tag>"]')
+    return str(tags[0])
+
+
+def fault_union(*kinds: type[Fault]) -> Any:
+    """The pydantic type of "any of ``kinds``", told apart by their ``kind`` tag.
+
+    A model's scenario type declares ``faults: list[fault_union(*GENERIC_FAULTS, *its own)]``
+    (behind ``TYPE_CHECKING``, ``list[Fault]``); the JSON Schema follows from it.
+    """
+    seen: dict[str, str] = {}
+    for kind in kinds:
+        if not (isinstance(kind, type) and issubclass(kind, Fault)):
+            raise ModelDefinitionError(f"{kind!r} is not a Fault class")
+        tag = _tag(kind)
+        if tag in seen:
+            raise ModelDefinitionError(f"fault kind {tag!r} is defined twice ({seen[tag]} and {kind.__name__})")
+        seen[tag] = kind.__name__
+    if len(kinds) == 1:
+        return Annotated[kinds[0], Field(discriminator="kind")]
+    return Annotated[Union[kinds], Field(discriminator="kind")]  # noqa: UP007 - a runtime tuple of classes
 
 
 class FaultTimeline:
-    """Schedules a scenario's faults and records when each was active."""
+    """Schedules a scenario's faults and records when each was active.
 
-    def __init__(self, kernel: Kernel, faults: Sequence[Any], custom: Mapping[str, FaultTarget]) -> None:
+    ``components`` names the model's fault targets that are not actors or network nodes
+    (a device fleet, a cache shard); generic kinds look up actors and
+    network nodes in the kernel.
+    """
+
+    def __init__(
+        self, kernel: Kernel, faults: Sequence[Fault], components: Mapping[str, object] | None = None
+    ) -> None:
         self.kernel = kernel
-        self.custom = dict(custom)
+        self.context = FaultContext(kernel, dict(components or {}))
         self.log: list[dict[str, Any]] = []
         for fault in faults:
             kernel.call_later(fault.at, self._start, fault)
 
-    def _start(self, fault: Any) -> None:
-        end = self._inflict(fault)
-        entry = {"kind": fault.kind, "target": fault.target, "start": self.kernel.now, "end": None}
+    def _start(self, fault: Fault) -> None:
+        undo = fault.start(self.context)
+        now = self.kernel.now
+        entry: dict[str, Any] = {"kind": fault.kind, "target": fault.target, "start": now, "end": None}
         self.log.append(entry)
         until = fault.until
         if until is None:
-            entry["end"] = self.kernel.now
+            entry["end"] = now
             return
 
         def stop() -> None:
-            if end is not None:
-                end()
+            if undo is not None:
+                undo()
             entry["end"] = self.kernel.now
 
         self.kernel.call_later(until - fault.at, stop)
-
-    def _inflict(self, fault: Any) -> Callable[[], None] | None:
-        kernel = self.kernel
-        custom = self.custom.get(fault.target)
-        if custom is not None and fault.kind in custom.fault_kinds:
-            return custom.inject(fault)
-        actor = kernel.actors.get(fault.target)
-        network = kernel.network
-        if fault.kind == "latency":
-            sampler = kernel.sampler(fault.add, f"fault/{fault.target}/latency")
-            added = actor.added_latency if actor is not None else network.faults_of(fault.target).added
-            added.append(sampler)
-            return lambda: added.remove(sampler)
-        if fault.kind == "error_rate":
-            actor.error_rate += fault.rate
-            return lambda: setattr(actor, "error_rate", _less(actor.error_rate, fault.rate))
-        if fault.kind == "crash":
-            actor.crash(fault.restart_after)
-            return None
-        if fault.kind == "partition":
-            handle = network.partition([fault.target], fault.other)
-            return lambda: network.heal(handle)
-        if fault.kind in ("message_loss", "duplication", "reordering"):
-            faults = network.faults_of(fault.target)
-            attribute = {"message_loss": "loss", "duplication": "duplication", "reordering": "reorder"}[fault.kind]
-            setattr(faults, attribute, getattr(faults, attribute) + fault.probability)
-            return lambda: setattr(faults, attribute, _less(getattr(faults, attribute), fault.probability))
-        raise ValueError(f"fault kind {fault.kind!r} cannot target {fault.target!r}")  # the loader prevents this

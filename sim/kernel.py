@@ -48,6 +48,7 @@ class Kernel:
         from sim.driver import Driver  # the driver needs the kernel; import late to keep one direction
 
         self.env = simpy.Environment()
+        self._event_ids_read = 0
         self.streams = RandomStreams(seed)
         self.metrics = Metrics(metrics_interval)
         self.ledger = Ledger()
@@ -85,9 +86,21 @@ class Kernel:
 
     def run(self, until: float) -> None:
         """Advance simulated time to ``until`` seconds."""
+        # simpy takes two event ids per run: the stop event at ``until``, and the event it
+        # was processing when it stopped, rescheduled for the next run.  Neither is model work.
+        self._event_ids_read += 2
         self.env.run(until=until)
 
     @property
     def events_processed(self) -> int:
-        """SimPy events scheduled so far (the figure that decides wall time)."""
-        return next(self.env._eid) - 1
+        """SimPy events scheduled so far (the figure that decides wall time).
+
+        simpy exposes no counter, only its event-id sequence, and reading that takes an id.
+        Ids only order events, so taking one shifts no schedule; the ids taken by earlier
+        reads are subtracted, so reading this changes no figure, and so are the stop events
+        of :meth:`run`, so a run interrupted to look inside counts what a straight run counts.
+        """
+        taken: int = next(self.env._eid)
+        events = taken - self._event_ids_read
+        self._event_ids_read += 1
+        return events

@@ -57,6 +57,16 @@ class Ledger:
         self._entered: dict[str, int] = {}
         self._counted: dict[str, dict[tuple[str, str], int]] = {}
 
+    def copy(self) -> Ledger:
+        """An independent copy: a checker settles into it without touching the run's ledger."""
+        other = Ledger()
+        other._tracked = {kind: dict(items) for kind, items in self._tracked.items()}
+        other._tracked_outcomes = {kind: dict(table) for kind, table in self._tracked_outcomes.items()}
+        other._double_settled = dict(self._double_settled)
+        other._entered = dict(self._entered)
+        other._counted = {kind: dict(table) for kind, table in self._counted.items()}
+        return other
+
     # -- tracked items -------------------------------------------------------------------
     def track(self, kind: str, item: Any) -> None:
         """Register ``item`` of ``kind`` as entered (and so in flight)."""

@@ -3,18 +3,56 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from sim.actor import Actor
 from sim.distributions import constant
-from sim.faults import ACTOR_FAULTS, NODE_FAULTS, Crash, Fault, FaultTimeline, Latency, Poison
+from sim.errors import ModelDefinitionError
+from sim.faults import (
+    ACTOR_FAULTS,
+    GENERIC_FAULTS,
+    NODE_FAULTS,
+    Crash,
+    Fault,
+    FaultContext,
+    FaultTimeline,
+    LastingFault,
+    Latency,
+    Undo,
+    fault_union,
+)
 from sim.kernel import Kernel
 from sim.ops import Operation, OperationTimeout, Rejected, Sleep, Unavailable
 
-FAULT = TypeAdapter(Fault)
+
+class Burst(Fault):
+    """A kind only a model knows (defined here, outside the engine): a producer emits extra items."""
+
+    kind: Literal["burst"]
+    count: int = Field(default=1, ge=1)
+
+    def start(self, ctx: FaultContext) -> None:
+        producer = ctx.component(self.target, self.kind)
+        assert isinstance(producer, Producer)
+        producer.injected.append((ctx.kernel.now, self))
+
+
+class Brownout(LastingFault):
+    """A lasting model-only kind: started and undone through the component."""
+
+    kind: Literal["brownout"]
+
+    def start(self, ctx: FaultContext) -> Undo:
+        producer = ctx.component(self.target, self.kind)
+        assert isinstance(producer, Producer)
+        producer.injected.append((ctx.kernel.now, self))
+        return lambda: producer.ended.append(ctx.kernel.now)
+
+
+FAULT = TypeAdapter(fault_union(*GENERIC_FAULTS, Burst, Brownout))
 ONE_WAY = 0.0004  # same zone
 RTT = 2 * ONE_WAY
 CROSS_ZONE_RTT = 2 * 0.001
@@ -59,15 +97,15 @@ def faults(*specs: dict[str, Any]) -> list[Any]:
 
 
 def test_fault_specs_parse_durations_and_aliases():
-    latency, crash, poison = faults(
+    latency, crash, burst = faults(
         {"kind": "latency", "target": "db", "at": "10m", "for": "5m", "add": "10s"},
         {"kind": "crash", "target": "db", "at": "20m"},
-        {"kind": "poison", "target": "producer", "at": 0, "count": 3},
+        {"kind": "burst", "target": "producer", "at": 0, "count": 3},
     )
     assert isinstance(latency, Latency) and latency.at == 600.0 and latency.for_ == 300.0
     assert latency.until == 900.0 and latency.add.mean() == 10.0
     assert isinstance(crash, Crash) and crash.restart_after == 30.0 and crash.until is None
-    assert isinstance(poison, Poison) and poison.count == 3 and poison.schema_version == 99
+    assert isinstance(burst, Burst) and burst.count == 3 and burst.until is None
     assert "crash" in ACTOR_FAULTS and "crash" not in NODE_FAULTS and "partition" in NODE_FAULTS
 
 
@@ -82,7 +120,8 @@ def test_fault_specs_parse_durations_and_aliases():
         {"kind": "crash", "target": "db", "at": -1},
         {"kind": "crash", "target": "db", "at": 0, "restart_after": 0},
         {"kind": "crash", "target": "db", "at": 0, "bogus": 1},
-        {"kind": "poison", "target": "p", "at": 0, "count": 0},
+        {"kind": "burst", "target": "p", "at": 0, "count": 0},
+        {"kind": "brownout", "target": "p", "at": 0},  # missing for
     ],
 )
 def test_invalid_fault_specs_rejected(spec):
@@ -205,60 +244,95 @@ def test_message_loss_window_makes_callers_time_out():
 
 
 class Producer:
-    """A model component that interprets poison (and a timed fault kind of its own)."""
-
-    fault_kinds = frozenset({"poison", "latency"})
+    """A model component that takes the model-only kinds."""
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.injected: list[tuple[float, Any]] = []
         self.ended: list[float] = []
 
-    def inject(self, fault: Any):
-        self.injected.append((self.kernel.now, fault))
-        if fault.kind == "latency":
-            return lambda: self.ended.append(self.kernel.now)
-        return None
 
-
-def test_custom_target_receives_poison():
+def test_model_kind_is_started_through_its_component():
     kernel, _ = setup()
     producer = Producer(kernel)
     timeline = FaultTimeline(
-        kernel,
-        faults({"kind": "poison", "target": "meter-fleet", "at": "2m", "count": 3, "schema_version": 7}),
-        {"meter-fleet": producer},
+        kernel, faults({"kind": "burst", "target": "meter-fleet", "at": "2m", "count": 3}), {"meter-fleet": producer}
     )
     kernel.run(119)
     assert producer.injected == []
     kernel.run(121)
     assert len(producer.injected) == 1
     when, fault = producer.injected[0]
-    assert when == 120.0 and fault.kind == "poison" and fault.count == 3 and fault.schema_version == 7
-    assert timeline.log == [{"kind": "poison", "target": "meter-fleet", "start": 120.0, "end": 120.0}]
+    assert when == 120.0 and fault.kind == "burst" and fault.count == 3
+    assert timeline.log == [{"kind": "burst", "target": "meter-fleet", "start": 120.0, "end": 120.0}]
 
 
-def test_custom_target_ender_called_at_window_end():
+def test_model_kind_undone_at_window_end():
     kernel, _ = setup()
     producer = Producer(kernel)
-    FaultTimeline(
-        kernel,
-        faults({"kind": "latency", "target": "meter-fleet", "at": 1, "for": 4, "add": 1}),
-        {"meter-fleet": producer},
-    )
+    FaultTimeline(kernel, faults({"kind": "brownout", "target": "meter-fleet", "at": 1, "for": 4}), {"meter-fleet": producer})
     kernel.run(10)
     assert [t for t, _ in producer.injected] == [1.0]
     assert producer.ended == [5.0]
 
 
-def test_custom_target_only_takes_its_own_kinds():
+class Master:
+    """A crashable component that is not an actor."""
+
+    def __init__(self) -> None:
+        self.crashed: list[float] = []
+
+    def crash(self, restart_after: float) -> None:
+        self.crashed.append(restart_after)
+
+
+def test_generic_crash_reaches_a_crashable_component():
     kernel, db = setup()
-    producer = Producer(kernel)
-    producer.fault_kinds = frozenset({"poison"})
-    FaultTimeline(kernel, faults({"kind": "crash", "target": "db", "at": 1, "restart_after": 1}), {"db": producer})
-    kernel.run(1.5)
-    assert producer.injected == []
-    assert not db.up
+    master = Master()
+    FaultTimeline(kernel, faults({"kind": "crash", "target": "cache-1", "at": 1, "restart_after": 7}), {"cache-1": master})
+    kernel.run(2)
+    assert master.crashed == [7.0]
+    assert db.up
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"kind": "crash", "target": "mainframe", "at": 1},
+        {"kind": "error_rate", "target": "mainframe", "at": 1, "for": 1, "rate": 0.5},
+        {"kind": "message_loss", "target": "mainframe", "at": 1, "for": 1, "probability": 0.5},
+        {"kind": "latency", "target": "mainframe", "at": 1, "for": 1, "add": "1s"},
+        {"kind": "partition", "target": "mainframe", "at": 1, "for": 1},
+        {"kind": "burst", "target": "mainframe", "at": 1},
+    ],
+)
+def test_unknown_target_at_run_time_is_a_clear_error(spec):
+    kernel, _ = setup()
+    FaultTimeline(kernel, faults(spec), {})
+    with pytest.raises(ModelDefinitionError, match="mainframe"):
+        kernel.run(2)
+
+
+def test_fault_union_rejects_a_kind_defined_twice_or_untagged():
+    class Again(Fault):
+        kind: Literal["burst"]
+
+    class Untagged(Fault):
+        pass
+
+    with pytest.raises(ModelDefinitionError, match="defined twice"):
+        fault_union(Burst, Again)
+    with pytest.raises(ModelDefinitionError, match="Literal"):
+        fault_union(Untagged)
+
+
+def test_engine_source_has_no_model_kind():
+    import pathlib
+
+    import sim
+
+    text = (pathlib.Path(sim.__file__).parent / "faults.py").read_text()
+    assert "poison" not in text.lower()
 
 
 def test_faults_start_at_their_own_time_regardless_of_list_order():

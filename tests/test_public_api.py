@@ -41,3 +41,23 @@ def test_logic_never_imports_simpy() -> None:
     root = pathlib.Path(importlib.import_module("models.logic").__file__).parent
     imports = ("import simpy", "from simpy", "from sim.kernel", "from sim.actor", "from sim.driver")
     assert [p.name for p in root.glob("*.py") if any(i in p.read_text() for i in imports)] == []
+
+
+@pytest.mark.parametrize("module", ["models.logic", "models.policies", "sim.ops"])
+def test_logic_and_policies_load_no_simulation_stack(module: str) -> None:
+    """The sans-IO logic and the policies could run in a real service: importing them loads
+    neither the simulator (simpy, networkx) nor the scenario format (pydantic)."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print(sorted(m for m in ('simpy', 'networkx', 'pydantic') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["sim", "models"])
+def test_lazy_packages_resolve_every_name_and_only_those(name: str) -> None:
+    module = importlib.import_module(name)
+    assert sorted(module._HOME) == sorted(module.__all__)
+    with pytest.raises(AttributeError, match="no attribute"):
+        module.__getattr__("nothing_here")
