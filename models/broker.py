@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.config import BrokerConfig
+from models.names import DEVICES, IOT_CORE, READING_COPIES, READINGS
 from models.ops import Publish
 from models.policies import KeyedRateLimiter
 from sim.actor import Actor
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Broker"]
 
-DEVICES = "devices"
-
 
 class Broker(Actor):
     """See the module docstring."""
@@ -43,7 +42,7 @@ class Broker(Actor):
     def __init__(self, kernel: Kernel, config: BrokerConfig, stream: Stream | None, *, zone: str, region: str) -> None:
         super().__init__(
             kernel,
-            "iot-core",
+            IOT_CORE,
             zone=zone,
             region=region,
             concurrency=config.concurrency,
@@ -179,8 +178,8 @@ class Broker(Actor):
     def _rule_failed(self, records: Sequence[tuple[Any, ...]], reason: str) -> None:
         copies = sum(r[6] for r in records)
         ledger = self.kernel.ledger
-        ledger.settle_count("readings", FinalState.DROPPED, reason, len(records) - copies)
-        ledger.settle_count("reading_copies", FinalState.DROPPED, reason, copies)
+        ledger.settle_count(READINGS, FinalState.DROPPED, reason, len(records) - copies)
+        ledger.settle_count(READING_COPIES, FinalState.DROPPED, reason, copies)
         self.rule_failures += len(records)
 
     def stats(self) -> dict[str, Any]:

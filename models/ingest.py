@@ -24,8 +24,10 @@ import simpy
 
 from models.config import IngestConfig
 from models.logic.ingest import IngestSettings, PoisonRecord, process_records
+from models.names import INGEST, KINESIS, READING_COPIES, READINGS
 from models.ops import Checkpoint, GetRecords
 from models.policies.dedup import DedupWindow
+from models.settings import settings_from
 from sim.actor import Actor
 from sim.ledger import FinalState
 from sim.ops import OpError
@@ -52,21 +54,10 @@ class IngestConsumer(Actor):
         zone: str,
         region: str,
     ) -> None:
-        super().__init__(kernel, "ingest-consumer", zone=zone, region=region, concurrency=1)
+        super().__init__(kernel, INGEST, zone=zone, region=region, concurrency=1)
         self.config = config
         self.stream = stream
-        self.settings = IngestSettings(
-            supported_schema_versions=frozenset(config.supported_schema_versions),
-            validate=config.validate_readings,
-            dead_letter=config.dead_letter,
-            max_attempts=config.max_attempts,
-            on_conflict_do_nothing=unique_index,
-            db_timeout=config.db_timeout,
-            redis_timeout=config.redis_timeout,
-            power_range=config.power_range,
-            voltage_range=config.voltage_range,
-            current_range=config.current_range,
-        )
+        self.settings = settings_from(IngestSettings, config, on_conflict_do_nothing=unique_index)
         self.dedup = DedupWindow(config.dedup_window) if config.dedup else None
         shards = len(stream.shards)
         self.settled_upto = [0] * shards
@@ -96,7 +87,7 @@ class IngestConsumer(Actor):
         checkpointed_at = env.now
         while self.epoch == epoch:
             try:
-                batch = yield from driver.call(self.name, GetRecords("kinesis", shard, after, timeout=SDK_TIMEOUT))
+                batch = yield from driver.call(self.name, GetRecords(KINESIS, shard, after, timeout=SDK_TIMEOUT))
             except OpError:
                 yield env.timeout(poll)
                 continue
@@ -126,7 +117,7 @@ class IngestConsumer(Actor):
                 after = last
                 if env.now - checkpointed_at >= every:
                     try:
-                        yield from driver.call(self.name, Checkpoint("kinesis", shard, last, timeout=SDK_TIMEOUT))
+                        yield from driver.call(self.name, Checkpoint(KINESIS, shard, last, timeout=SDK_TIMEOUT))
                         checkpointed_at = env.now
                     except OpError:
                         pass  # a later checkpoint covers this batch
@@ -148,7 +139,7 @@ class IngestConsumer(Actor):
             stop = min(len(records), sequence + 1 - first)
             if start < stop:
                 for (copy, (state, reason)), n in sorted(_tally(records, fates, start, stop).items()):
-                    ledger.settle_count("reading_copies" if copy else "readings", FinalState(state), reason, n)
+                    ledger.settle_count(READING_COPIES if copy else READINGS, FinalState(state), reason, n)
                 upto = max(upto, first + stop - 1)
             if last > sequence:
                 keep.append((first, records, fates))

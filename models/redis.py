@@ -14,6 +14,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from models.config import RedisConfig
+from models.names import REDIS
 from models.ops import RedisPipeline
 from sim.actor import Actor
 from sim.ops import Operation, Rejected
@@ -47,7 +48,7 @@ class RedisCluster(Actor):
 
     def __init__(self, kernel: Kernel, config: RedisConfig, *, zone: str, region: str) -> None:
         super().__init__(
-            kernel, "redis", zone=zone, region=region, concurrency=config.concurrency, service_time=config.service_time
+            kernel, REDIS, zone=zone, region=region, concurrency=config.concurrency, service_time=config.service_time
         )
         self.config = config
         self.masters = [RedisMaster(self, i) for i in range(config.masters)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from models.names import COMMANDS, DEVICES, METERS, READINGS
 from sim.ledger import FinalState, Invariant, Ledger
 from sim.metrics import Histogram
 
@@ -46,7 +47,7 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
             latency.add(times[0] - started)
             duplicate = len(times) > 1
             duplicates += duplicate
-            ledger.settle("commands", intent, FinalState.APPLIED, "duplicate" if duplicate else "")
+            ledger.settle(COMMANDS, intent, FinalState.APPLIED, "duplicate" if duplicate else "")
             continue
         statuses = rows_by_intent.get(intent, [])
         finished = intent in mobile.results
@@ -63,10 +64,10 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
             reason = "accepted_not_recorded"
         else:
             reason = f"app_{getattr(result, 'status', 'error')}"
-        ledger.settle("commands", intent, FinalState.FAILED, reason)
+        ledger.settle(COMMANDS, intent, FinalState.FAILED, reason)
     intents = len(mobile.started)
-    n_applied = ledger.settled("commands", FinalState.APPLIED)
-    n_failed = ledger.settled("commands", FinalState.FAILED)
+    n_applied = ledger.settled(COMMANDS, FinalState.APPLIED)
+    n_failed = ledger.settled(COMMANDS, FinalState.FAILED)
     decided = n_applied + n_failed
     accepted = sum(1 for r, _ in mobile.results.values() if getattr(r, "accepted", False))
     return {
@@ -74,7 +75,7 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
         "applied": n_applied,
         "applied_more_than_once": duplicates,
         "failed": n_failed,
-        "orphaned": ledger.settled("commands", FinalState.FAILED, "orphaned_pending"),
+        "orphaned": ledger.settled(COMMANDS, FinalState.FAILED, "orphaned_pending"),
         "in_flight": intents - decided,
         "success_rate": n_applied / decided if decided else None,
         "app_told_accepted": accepted,
@@ -93,10 +94,10 @@ def _sensor(world: World, ledger: Ledger) -> dict[str, Any]:
     awaiting = sum(max(0, done - cp) for done, cp in zip(world.ingest.processed_upto, checkpoints))
     return {
         "readings_emitted": world.meters.emitted,
-        "stored": ledger.settled("readings", FinalState.STORED, ""),
-        "stored_as_anomaly": ledger.settled("readings", FinalState.STORED, "anomalies_table"),
-        "dropped": ledger.settled("readings", FinalState.DROPPED),
-        "dead_lettered": ledger.settled("readings", FinalState.DEAD_LETTERED),
+        "stored": ledger.settled(READINGS, FinalState.STORED, ""),
+        "stored_as_anomaly": ledger.settled(READINGS, FinalState.STORED, "anomalies_table"),
+        "dropped": ledger.settled(READINGS, FinalState.DROPPED),
+        "dead_lettered": ledger.settled(READINGS, FinalState.DEAD_LETTERED),
         "copies_sent": world.meters.copies,
         "duplicate_rows": db.duplicate_rows,
         "corrupted_rows": db.corrupted_rows,
@@ -157,8 +158,8 @@ def summarise(world: World) -> dict[str, Any]:
     ledger, invariants = verdicts.report(_inventory(world))
     invariants += _command_invariants(world)
     components: dict[str, Any] = {name: actor.stats() for name, actor in sorted(kernel.actors.items())}
-    components["meters"] = world.meters.stats()
-    components["devices"] = world.devices.stats()
+    components[METERS] = world.meters.stats()
+    components[DEVICES] = world.devices.stats()
     components["network"] = {
         "messages_dropped": kernel.network.dropped,
         "messages_duplicated": kernel.network.duplicated,

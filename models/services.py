@@ -15,8 +15,10 @@ from models.config import AnalyticsConfig, DeviceManagerConfig, GatewayConfig
 from models.logic.analytics import AnalyticsSettings, energy_report
 from models.logic.commands import CommandSettings, outbox_relay, submit_command
 from models.logic.gateway import GatewaySettings, route_request
+from models.names import ANALYTICS, API_GATEWAY, DEVICE_MANAGER, DLQ
 from models.ops import HttpRequest, SendMessage
 from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter
+from models.settings import settings_from
 from sim.actor import Actor
 from sim.ops import Operation, Rejected
 
@@ -45,13 +47,13 @@ class ApiGateway(HttpService):
     def __init__(self, kernel: Kernel, config: GatewayConfig, *, zone: str, region: str) -> None:
         super().__init__(
             kernel,
-            "api-gateway",
+            API_GATEWAY,
             zone=zone,
             region=region,
             concurrency=config.concurrency,
             service_time=config.jwt_check_time,
         )
-        self.settings = GatewaySettings(upstream_timeout=config.upstream_timeout)
+        self.settings = settings_from(GatewaySettings, config)
         per_second = config.user_limit_per_min / 60.0
         self.limiter = KeyedRateLimiter(per_second, config.user_limit_per_min)
 
@@ -65,22 +67,13 @@ class DeviceManager(HttpService):
     def __init__(self, kernel: Kernel, config: DeviceManagerConfig, *, zone: str, region: str) -> None:
         super().__init__(
             kernel,
-            "device-manager",
+            DEVICE_MANAGER,
             zone=zone,
             region=region,
             concurrency=config.concurrency,
             service_time=config.service_time,
         )
-        self.settings = CommandSettings(
-            outbox=config.outbox,
-            idempotency_keys=config.idempotency_keys,
-            db_timeout=config.db_timeout,
-            mqtt_timeout=config.mqtt_timeout,
-            redis_timeout=config.redis_timeout,
-            relay_batch=config.relay_batch,
-            relay_interval=config.relay_interval,
-            relay_max_attempts=config.relay_max_attempts,
-        )
+        self.settings = settings_from(CommandSettings, config)
         self.device_limiter = (
             KeyedRateLimiter(config.device_limit_per_min / 60.0, config.device_limit_per_min)
             if config.device_limit_per_min
@@ -99,14 +92,9 @@ class AnalyticsEngine(HttpService):
     def __init__(
         self, kernel: Kernel, config: AnalyticsConfig, replicas: tuple[str, ...], *, zone: str, region: str
     ) -> None:
-        super().__init__(kernel, "analytics-engine", zone=zone, region=region, concurrency=config.concurrency)
+        super().__init__(kernel, ANALYTICS, zone=zone, region=region, concurrency=config.concurrency)
         self.config = config
-        self.settings = AnalyticsSettings(
-            replicas=replicas,
-            retry_delays=tuple(config.retry_delays),
-            query_timeout=config.query_timeout,
-            fallback_to_cache=config.fallback_to_cache,
-        )
+        self.settings = settings_from(AnalyticsSettings, config, replicas=replicas)
         self.breakers: dict[str, CircuitBreaker] = {}
         self.transitions: list[dict[str, Any]] = []
         self._reset_breakers()
@@ -158,7 +146,7 @@ class DeadLetterQueue(Actor):
     """An SQS-like queue that keeps what the ingest consumer quarantines."""
 
     def __init__(self, kernel: Kernel, *, zone: str, region: str) -> None:
-        super().__init__(kernel, "dlq", zone=zone, region=region, concurrency=16)
+        super().__init__(kernel, DLQ, zone=zone, region=region, concurrency=16)
         self.depth = 0
         self.first: list[dict[str, Any]] = []
 

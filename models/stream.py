@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.config import StreamConfig
+from models.names import KINESIS, READING_COPIES, READINGS
 from models.ops import Checkpoint, GetRecords
 from sim.actor import Actor
 from sim.ledger import FinalState
@@ -63,7 +64,7 @@ class Stream(Actor):
     """See the module docstring."""
 
     def __init__(self, kernel: Kernel, config: StreamConfig, *, zone: str, region: str) -> None:
-        super().__init__(kernel, "kinesis", zone=zone, region=region, concurrency=64, service_time=config.service_time)
+        super().__init__(kernel, KINESIS, zone=zone, region=region, concurrency=64, service_time=config.service_time)
         self.config = config
         self.shards = [_Shard() for _ in range(config.shards)]
         self.on_checkpoint: Callable[[int, int], None] | None = None
@@ -130,8 +131,8 @@ class Stream(Actor):
             shard.visible.append(at)
             shard.records.append(record)
         ledger = self.kernel.ledger
-        ledger.settle_count("readings", FinalState.DROPPED, "stream_throttled", throttled - throttled_copies)
-        ledger.settle_count("reading_copies", FinalState.DROPPED, "stream_throttled", throttled_copies)
+        ledger.settle_count(READINGS, FinalState.DROPPED, "stream_throttled", throttled - throttled_copies)
+        ledger.settle_count(READING_COPIES, FinalState.DROPPED, "stream_throttled", throttled_copies)
         self.throttled += throttled
         self.accepted += len(records) - throttled
         return throttled
@@ -176,11 +177,11 @@ class Stream(Actor):
 
     def unsettled(self, settled_upto: Sequence[int]) -> dict[str, int]:
         """Originals and copies after each shard's settled sequence (the ledger's in-flight share)."""
-        counts = {"readings": 0, "reading_copies": 0}
+        counts = {READINGS: 0, READING_COPIES: 0}
         for shard, upto in zip(self.shards, settled_upto):
             start = max(0, upto + 1 - shard.base)
             for record in shard.records[start:]:
-                counts["reading_copies" if record[6] else "readings"] += 1
+                counts[READING_COPIES if record[6] else READINGS] += 1
         return counts
 
     def stats(self) -> dict[str, int]:

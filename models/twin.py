@@ -22,6 +22,22 @@ from models.config import Scenario
 from models.devices import ControllableDevices, MeterFleet
 from models.faults import Poison
 from models.ingest import IngestConsumer
+from models.names import (
+    ANALYTICS,
+    API_GATEWAY,
+    DASHBOARDS,
+    DB_PRIMARY,
+    DEVICE_MANAGER,
+    DEVICES,
+    DLQ,
+    INGEST,
+    IOT_CORE,
+    KINESIS,
+    METERS,
+    MOBILE,
+    REDIS,
+    db_replica,
+)
 from models.postgres import Database, Postgres
 from models.redis import RedisCluster
 from models.services import AnalyticsEngine, ApiGateway, DeadLetterQueue, DeviceManager
@@ -79,12 +95,12 @@ def build(scenario: Scenario, seed: int) -> World:
     broker = Broker(kernel, scenario.broker, stream, zone="aws-managed", region=REGION)
     database = Database(scenario.postgres, scenario.fleet.report_every, scenario.fleet.meters)
     primary = Postgres(
-        kernel, "db-primary", scenario.postgres, database, role="primary", zone="us-east-1a", region=REGION
+        kernel, DB_PRIMARY, scenario.postgres, database, role="primary", zone="us-east-1a", region=REGION
     )
     replicas = [
         Postgres(
             kernel,
-            f"db-replica-{i + 1}",
+            db_replica(i + 1),
             scenario.postgres,
             database,
             role="replica",
@@ -112,7 +128,7 @@ def build(scenario: Scenario, seed: int) -> World:
     devices = ControllableDevices(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1])
     mobile = MobileUsers(kernel, scenario.workload, scenario.fleet.controllables, zone=PHONES[0], region=PHONES[1])
     dashboards = DashboardUsers(kernel, scenario.workload, scenario.fleet.meters, zone=PHONES[0], region=PHONES[1])
-    components: dict[str, object] = {"meters": meters, **{m.name: m for m in redis.masters}}
+    components: dict[str, object] = {METERS: meters, **{m.name: m for m in redis.masters}}
     faults = FaultTimeline(kernel, scenario.faults, components)
     return World(
         scenario, kernel, stream, broker, database, primary, replicas, redis, gateway, device_manager,
@@ -128,13 +144,12 @@ class SmartHomeTwin:
 
     def fault_targets(self, scenario: Scenario) -> dict[str, frozenset[str]]:
         """Every fault target the scenario's system has, with the fault kinds it accepts."""
-        actors = ["iot-core", "kinesis", "db-primary", "redis", "api-gateway", "device-manager"]
-        actors += [f"db-replica-{i + 1}" for i in range(scenario.postgres.replicas)]
-        actors += ["analytics-engine", "ingest-consumer", "dlq"]
+        actors = [IOT_CORE, KINESIS, DB_PRIMARY, REDIS, API_GATEWAY, DEVICE_MANAGER, ANALYTICS, INGEST, DLQ]
+        actors += [db_replica(i + 1) for i in range(scenario.postgres.replicas)]
         targets: dict[str, frozenset[str]] = dict.fromkeys(actors, ACTOR_FAULTS)
-        for node in ("meters", "devices", "mobile", "dashboards"):
+        for node in (METERS, DEVICES, MOBILE, DASHBOARDS):
             targets[node] = NODE_FAULTS
-        targets["meters"] = NODE_FAULTS | {"poison"}
+        targets[METERS] = NODE_FAULTS | {"poison"}
         for i in range(scenario.redis.masters):
             targets[f"redis-master-{i + 1}"] = frozenset({"crash"})
         for group in GROUPS:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DashboardUsers", "MobileUsers"]
 
-MOBILE = "mobile"
-DASHBOARDS = "dashboards"
+from models.names import COMMANDS, DASHBOARDS, MOBILE
+from models.settings import settings_from
 
 
 class MobileUsers:
@@ -32,12 +32,7 @@ class MobileUsers:
         self.devices = devices
         kernel.network.add_node(MOBILE, zone=zone, region=region)
         self.rng = kernel.streams.stream(MOBILE)
-        self.settings = AppSettings(
-            timeout=config.app_timeout,
-            retries=config.app_retries,
-            backoff=config.app_retry_backoff,
-            send_idempotency_keys=config.send_idempotency_keys,
-        )
+        self.settings = settings_from(AppSettings, config)
         self.started: dict[str, float] = {}
         self.results: dict[str, tuple[AppResult, float]] = {}
         self.intents = 0
@@ -57,7 +52,7 @@ class MobileUsers:
                 action = "toggle"
             else:
                 action = "on" if rng.random() < 0.5 else "off"
-            self.kernel.ledger.track("commands", intent)
+            self.kernel.ledger.track(COMMANDS, intent)
             self.started[intent] = env.now
             logic = send_command(self.settings, f"user-{user_index}", device, action, intent)
             self.kernel.driver.spawn(

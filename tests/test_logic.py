@@ -144,12 +144,12 @@ def test_app_retries_timeouts_and_without_keys_creates_new_commands() -> None:
             raise OperationTimeout("timeout")
         return HttpResponse(202, {"command_id": 9})
 
-    app = AppSettings(timeout=10.0, retries=2, backoff=2.0, send_idempotency_keys=False)
+    app = AppSettings(app_timeout=10.0, app_retries=2, app_retry_backoff=2.0, send_idempotency_keys=False)
     result, clock = run_direct(send_command(app, "u", 1, "on", "i-7"), flaky)
     assert result.accepted and result.attempts == 3
     assert clock == 2.0 + 4.0  # linear backoff between attempts
     assert all("Idempotency-Key" not in c.headers for c in calls)
-    keyed = AppSettings(timeout=10.0, retries=0, backoff=2.0, send_idempotency_keys=True)
+    keyed = AppSettings(app_timeout=10.0, app_retries=0, app_retry_backoff=2.0, send_idempotency_keys=True)
     calls.clear()
     run_direct(send_command(keyed, "u", 1, "on", "i-8"), lambda op: calls.append(op) or HttpResponse(202))
     assert calls[0].headers["Idempotency-Key"] == "i-8"
@@ -176,7 +176,7 @@ def test_gateway_rate_limits_per_user_and_maps_upstream_errors() -> None:
 
 def _ingest_settings(**changes: Any) -> IngestSettings:
     base = dict(
-        supported_schema_versions=frozenset({2}), validate=False, dead_letter=False, max_attempts=3,
+        supported_schema_versions=frozenset({2}), validate_readings=False, dead_letter=False, max_attempts=3,
         on_conflict_do_nothing=False, db_timeout=None, redis_timeout=None,
         power_range=(0.0, 10_000.0), voltage_range=(100.0, 250.0), current_range=(0.0, 100.0),
     )  # fmt: skip
@@ -207,7 +207,7 @@ def test_as_designed_ingest_stores_corrupt_values_and_crashes_on_poison() -> Non
 
 
 def test_countermeasures_validate_dedupe_and_dead_letter() -> None:
-    spec = _ingest_settings(validate=True, dead_letter=True)
+    spec = _ingest_settings(validate_readings=True, dead_letter=True)
     records = [GOOD, CORRUPT, POISON, GOOD[:6] + (1,)]
     outcome, _ = run_direct(process_records(spec, records, DedupWindow(600)), _db)
     assert outcome.fates == [

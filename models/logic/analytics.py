@@ -14,13 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from models.names import REDIS
 from models.ops import HttpResponse, RedisPipeline, Select
 from models.policies import CircuitBreaker
 from sim.ops import Logic, Now, OpError, Sleep
 
 __all__ = ["AnalyticsSettings", "energy_report"]
-
-REDIS = "redis"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.names import API_GATEWAY
 from models.ops import HttpRequest, HttpResponse
 from sim.ops import Logic, OpError, Sleep
 
 __all__ = ["AppResult", "AppSettings", "dashboard_query", "send_command"]
 
-GATEWAY = "api-gateway"
+GATEWAY = API_GATEWAY
 
 
 @dataclass(frozen=True, slots=True)
 class AppSettings:
     """The mobile app's networking behaviour."""
 
-    timeout: float
-    retries: int
-    backoff: float
+    app_timeout: float
+    app_retries: int
+    app_retry_backoff: float
     send_idempotency_keys: bool
 
 
@@ -48,10 +49,10 @@ def send_command(settings: AppSettings, user: str, device_id: int, action: str, 
         headers["Idempotency-Key"] = intent
     body = {"device_id": device_id, "action": action, "intent": intent}
     last: int | str = "none"
-    for attempt in range(1, settings.retries + 2):
+    for attempt in range(1, settings.app_retries + 2):
         try:
             response: HttpResponse = yield HttpRequest(
-                GATEWAY, "POST /api/v1/devices/{id}/commands", user, body, headers, timeout=settings.timeout
+                GATEWAY, "POST /api/v1/devices/{id}/commands", user, body, headers, timeout=settings.app_timeout
             )
         except OpError as error:
             last = error.reason
@@ -61,9 +62,9 @@ def send_command(settings: AppSettings, user: str, device_id: int, action: str, 
             last = response.status
             if not _retryable(response.status):
                 return AppResult(False, response.status, attempt)
-        if attempt <= settings.retries:
-            yield Sleep(settings.backoff * attempt)
-    return AppResult(False, last, settings.retries + 1)
+        if attempt <= settings.app_retries:
+            yield Sleep(settings.app_retry_backoff * attempt)
+    return AppResult(False, last, settings.app_retries + 1)
 
 
 def dashboard_query(timeout: float, user: str, device_id: int) -> Logic[HttpResponse]:

@@ -16,15 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from models.names import DB_PRIMARY, IOT_CORE, REDIS
 from models.ops import HttpResponse, Insert, Publish, RedisPipeline, Select, Update
 from models.policies import KeyedRateLimiter
 from sim.ops import Logic, Now, OpError, Sleep
 
 __all__ = ["CommandSettings", "outbox_relay", "relay_once", "submit_command"]
 
-PRIMARY = "db-primary"
-BROKER = "iot-core"
-REDIS = "redis"
+PRIMARY = DB_PRIMARY
+BROKER = IOT_CORE
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from models.names import ANALYTICS, DEVICE_MANAGER
 from models.ops import HttpRequest, HttpResponse
 from models.policies import KeyedRateLimiter
 from sim.ops import Logic, Now, OperationTimeout, OpError
@@ -18,8 +19,8 @@ from sim.ops import Logic, Now, OperationTimeout, OpError
 __all__ = ["ROUTES", "GatewaySettings", "route_request"]
 
 ROUTES = {
-    "POST /api/v1/devices/{id}/commands": "device-manager",
-    "GET /api/v1/analytics/energy": "analytics-engine",
+    "POST /api/v1/devices/{id}/commands": DEVICE_MANAGER,
+    "GET /api/v1/analytics/energy": ANALYTICS,
 }
 
 

@@ -21,15 +21,14 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+from models.names import DB_PRIMARY, DLQ, READINGS, REDIS
 from models.ops import BulkInsert, RedisPipeline, SendMessage
 from models.policies.dedup import DedupWindow
 from sim.ops import Logic, Now, OpError
 
 __all__ = ["BatchOutcome", "IngestSettings", "PoisonRecord", "process_records"]
 
-PRIMARY = "db-primary"
-REDIS = "redis"
-DLQ = "dlq"
+PRIMARY = DB_PRIMARY
 
 Record = tuple[Any, ...]
 
@@ -43,7 +42,7 @@ class IngestSettings:
     """What the processor needs from the ingest configuration."""
 
     supported_schema_versions: frozenset[int]
-    validate: bool
+    validate_readings: bool
     dead_letter: bool
     max_attempts: int
     on_conflict_do_nothing: bool
@@ -105,7 +104,7 @@ def process_records(
     positions: list[int] | None  # row index -> record index; None when they coincide
     anomalies: list[Record] = []
     supported = settings.supported_schema_versions
-    if dedup is None and not settings.validate and supported.issuperset(map(_schema, records)):
+    if dedup is None and not settings.validate_readings and supported.issuperset(map(_schema, records)):
         rows = list(records)
         positions = None
         fates = [DUPLICATE_ROW if r[6] else STORED for r in rows] if any(map(_copy, rows)) else [STORED] * len(rows)
@@ -122,7 +121,7 @@ def process_records(
                 yield SendMessage(DLQ, {"record": record, "error": str(error), "attempts": settings.max_attempts})
                 fates.append(DEAD_LETTERED)
                 continue
-            if settings.validate and not in_range(record, settings):
+            if settings.validate_readings and not in_range(record, settings):
                 anomalies.append(record)
                 fates.append(ANOMALY)
                 continue
@@ -139,7 +138,7 @@ def process_records(
     if rows:
         result = yield BulkInsert(
             PRIMARY,
-            "readings",
+            READINGS,
             rows,
             on_conflict_do_nothing=settings.on_conflict_do_nothing,
             timeout=settings.db_timeout,

@@ -1,0 +1,102 @@
+"""Every name the smart-home twin uses in more than one place: actors, network nodes,
+ledger kinds and metrics.
+
+A name lives here once; modules import the constant, so a misspelling is an import-time
+``NameError`` rather than a message to nobody, an empty ledger row or a histogram no one
+fills.  Metrics are also declared to the engine (:data:`METRICS`), which refuses any name
+not declared when a component asks for it, that is when the twin is built.
+
+Plain strings only: the sans-IO logic imports this module too.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ANALYTICS",
+    "API_GATEWAY",
+    "APP_RESPONSE",
+    "COMMANDS",
+    "DASHBOARDS",
+    "DASHBOARD_ERRORS",
+    "DASHBOARD_LATENCY",
+    "DASHBOARD_REQUESTS",
+    "DB_PRIMARY",
+    "DEVICES",
+    "DEVICE_MANAGER",
+    "DLQ",
+    "INGEST",
+    "IOT_CORE",
+    "KINESIS",
+    "LEDGER_COUNTED",
+    "LEDGER_TRACKED",
+    "METERS",
+    "METRICS",
+    "MOBILE",
+    "POISON_INJECTED",
+    "READINGS",
+    "READINGS_STORED",
+    "READING_COPIES",
+    "READING_END_TO_END",
+    "REDIS",
+    "STREAM_ITERATOR_AGE",
+    "STREAM_MAX_ITERATOR_AGE",
+    "db_replica",
+]
+
+# -- actors (servers with a mailbox and workers) ---------------------------------------------
+IOT_CORE = "iot-core"
+KINESIS = "kinesis"
+DB_PRIMARY = "db-primary"
+REDIS = "redis"
+API_GATEWAY = "api-gateway"
+DEVICE_MANAGER = "device-manager"
+ANALYTICS = "analytics-engine"
+INGEST = "ingest-consumer"
+DLQ = "dlq"
+
+
+def db_replica(index: int) -> str:
+    """The name of read replica ``index`` (counted from 1)."""
+    return f"db-replica-{index}"
+
+
+# -- network nodes that are populations, not actors ------------------------------------------
+METERS = "meters"
+DEVICES = "devices"
+MOBILE = "mobile"
+DASHBOARDS = "dashboards"
+
+# -- ledger kinds ------------------------------------------------------------------------------
+COMMANDS = "commands"
+"""User intents, tracked one by one from the tap to their final state."""
+READINGS = "readings"
+"""Meter readings, counted per final state."""
+READING_COPIES = "reading_copies"
+"""Extra copies of readings made by MQTT resends and duplicating networks, counted apart."""
+LEDGER_TRACKED = (COMMANDS,)
+LEDGER_COUNTED = (READINGS, READING_COPIES)
+
+# -- metrics -----------------------------------------------------------------------------------
+READING_END_TO_END = "readings.end_to_end_s"
+READINGS_STORED = "readings.stored"
+POISON_INJECTED = "readings.poison_injected"
+STREAM_ITERATOR_AGE = "stream.iterator_age_s"
+STREAM_MAX_ITERATOR_AGE = "stream.max_iterator_age_s"
+APP_RESPONSE = "commands.app_response_s"
+DASHBOARD_LATENCY = "dashboard.latency_s"
+DASHBOARD_REQUESTS = "dashboard.requests"
+DASHBOARD_ERRORS = "dashboard.errors"
+
+METRICS: tuple[tuple[str, str, str, str], ...] = (
+    # (name, kind, unit, meaning); kinds: counter, histogram, sum (per interval), max (per interval)
+    (READING_END_TO_END, "histogram", "s", "from a meter's reading to its row in TimescaleDB"),
+    (READINGS_STORED, "sum", "rows", "readings rows stored per interval"),
+    (POISON_INJECTED, "counter", "records", "poison records the poison fault emitted"),
+    (STREAM_ITERATOR_AGE, "histogram", "s", "age of the newest record a GetRecords returned (ingestion lag)"),
+    (STREAM_MAX_ITERATOR_AGE, "max", "s", "largest iterator age per interval"),
+    (APP_RESPONSE, "histogram", "s", "from a tap to the app's final answer, retries included"),
+    (DASHBOARD_LATENCY, "histogram", "s", "latency of successful dashboard refreshes"),
+    (DASHBOARD_REQUESTS, "sum", "requests", "dashboard refreshes finished per interval"),
+    (DASHBOARD_ERRORS, "sum", "requests", "dashboard refreshes that failed per interval"),
+)
+"""Every metric the twin records, declared to the engine when the twin is built."""
