@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.faults import FAULT_KINDS
 from sim.distributions import Distribution, constant
 from sim.durations import Duration, Offset
 from sim.faults import Fault, fault_union
-
-from models.faults import FAULT_KINDS
 
 if TYPE_CHECKING:
     AnyFault = Fault
