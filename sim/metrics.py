@@ -1,10 +1,13 @@
 """Streaming metrics whose memory does not grow with the number of samples.
 
-* :class:`Histogram` -- log-bucketed quantile sketch (the DDSketch idea): a value ``x > 0``
-  falls in bucket ``ceil(log(x) / log(gamma))`` with ``gamma = (1 + a) / (1 - a)``, so any
-  quantile is returned within relative error ``a`` (0.5 % by default, inside the 1 % the
-  reports promise).  Memory is one counter per occupied bucket: a few thousand at most
-  for values spanning microseconds to days.
+* :class:`Histogram` -- log-bucketed quantile sketch (DDSketch: Masson, Rim and Lee, VLDB
+  2019): a value ``x > 0`` falls in bucket ``ceil(log(x) / log(gamma))`` with
+  ``gamma = (1 + a) / (1 - a)``, a value ``x < 0`` in the bucket of ``-x`` in a mirrored
+  store for negatives, and only zeros and magnitudes too small to index (below about
+  ``2.2e-308``) in a zero bucket; so any quantile is returned within relative error ``a``
+  (0.5 % by default, inside the 1 % the reports promise) whatever its sign.  Memory is
+  one counter per occupied bucket: a few thousand at most for values spanning
+  microseconds to days.  (NaN and infinities: see the class docstring.)
 * :class:`TimeSeries` -- counters and gauges summed per fixed interval, for plots and SLO
   windows; its size grows with simulated duration divided by the interval only.
 * :class:`Metrics` -- a registry so components do not pass metric objects around.
@@ -13,63 +16,150 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["Histogram", "Metrics", "TimeSeries"]
+
+
+class _DenseCounts:
+    """Counts of a contiguous range of bucket keys (``offset``, ``offset + 1``, ...), filled an array at a time."""
+
+    __slots__ = ("counts", "offset")
+
+    def __init__(self) -> None:
+        self.counts: npt.NDArray[np.int64] | None = None
+        self.offset = 0
+
+    def add_keys(self, keys: npt.NDArray[np.int64]) -> None:
+        """Count each key once."""
+        first = int(keys.min())
+        counts = np.bincount(keys - first)
+        dense = self._ensure(first, first + counts.size)
+        start = first - self.offset
+        dense[start : start + counts.size] += counts
+
+    def _ensure(self, low: int, high: int) -> npt.NDArray[np.int64]:
+        """The count array, grown to cover keys ``low .. high - 1``."""
+        dense = self.counts
+        if dense is None:
+            dense = self.counts = np.zeros(high - low + 64, dtype=np.int64)
+            self.offset = low - 32
+            return dense
+        offset = self.offset
+        if low >= offset and high <= offset + dense.size:
+            return dense
+        new_low = min(low, offset) - 32
+        new_high = max(high, offset + dense.size) + 32
+        grown = np.zeros(new_high - new_low, dtype=np.int64)
+        grown[offset - new_low : offset - new_low + dense.size] = dense
+        self.counts, self.offset = grown, new_low
+        return grown
+
+    def drain_into(self, buckets: dict[int, int]) -> None:
+        """Add the counts into ``buckets`` (key -> count) and empty this array."""
+        dense = self.counts
+        if dense is None:
+            return
+        self.counts = None
+        occupied = np.nonzero(dense)[0]
+        for key, n in zip((occupied + self.offset).tolist(), dense[occupied].tolist(), strict=True):
+            buckets[key] = buckets.get(key, 0) + n
 
 
 class Histogram:
     """Quantile sketch with bounded relative error; see the module docstring.
 
-    :meth:`add` counts into a dict of buckets; :meth:`add_many` counts a whole array into
-    a dense numpy array of buckets, which is folded into the dict whenever the buckets
-    are read (``_buckets``, :meth:`quantile`, :meth:`merge`).
+    Positive values are counted by bucket key in one store, negative values by the key of
+    their magnitude in a mirrored store, and values of magnitude at most the smallest
+    indexable value (``sys.float_info.min * gamma``, so that every bucket's bounds are
+    normal floats), zeros included, in a zero bucket.  :meth:`add` counts into dicts of
+    buckets; :meth:`add_many` counts a whole array into dense numpy arrays of buckets,
+    which are folded into the dicts whenever the buckets are read (``_buckets``,
+    ``_negative_buckets``, :meth:`quantile`, :meth:`merge`).
+
+    Non-finite values: a NaN is counted (``count`` grows, ``total`` and ``mean`` become
+    NaN), is ranked with the zero bucket and leaves ``min`` and ``max`` alone -- the
+    behaviour this class has always had.  An infinity has no bucket: :meth:`add` and
+    :meth:`add_many` raise ValueError for it and record nothing of that call (for
+    :meth:`add_many` given a NaN too, the values before the infinity are recorded, as by
+    :meth:`add` on each).
     """
 
-    __slots__ = ("_dense", "_gamma_log", "_offset", "_sparse", "_zero", "accuracy", "count", "max", "min", "total")
+    __slots__ = (
+        "_dense_negative",
+        "_dense_positive",
+        "_gamma_log",
+        "_min_indexable",
+        "_negative",
+        "_positive",
+        "_zero",
+        "accuracy",
+        "count",
+        "max",
+        "min",
+        "total",
+    )
 
     def __init__(self, accuracy: float = 0.005) -> None:
         if not 0 < accuracy < 0.5:
             raise ValueError(f"accuracy must be in (0, 0.5) (got {accuracy})")
         self.accuracy = accuracy
-        self._gamma_log = math.log((1 + accuracy) / (1 - accuracy))
-        self._sparse: dict[int, int] = {}
-        self._dense: np.ndarray | None = None  # counts of keys _offset, _offset + 1, ...
-        self._offset = 0
+        gamma = (1 + accuracy) / (1 - accuracy)
+        self._gamma_log = math.log(gamma)
+        self._min_indexable = sys.float_info.min * gamma
+        self._positive: dict[int, int] = {}  # key of x -> count, for x > _min_indexable
+        self._negative: dict[int, int] = {}  # key of -x -> count, for x < -_min_indexable
+        self._dense_positive = _DenseCounts()
+        self._dense_negative = _DenseCounts()
         self._zero = 0
         self.count = 0
         self.total = 0.0
         self.min = math.inf
         self.max = -math.inf
 
+    def _fold(self) -> None:
+        """Move the dense counts of :meth:`add_many` into the bucket dicts."""
+        self._dense_positive.drain_into(self._positive)
+        self._dense_negative.drain_into(self._negative)
+
     @property
     def _buckets(self) -> dict[int, int]:
-        """Bucket key -> count, for every occupied bucket."""
-        dense = self._dense
-        if dense is not None:
-            self._dense = None
-            sparse = self._sparse
-            occupied = np.nonzero(dense)[0]
-            for key, n in zip((occupied + self._offset).tolist(), dense[occupied].tolist()):
-                sparse[key] = sparse.get(key, 0) + n
-        return self._sparse
+        """Bucket key -> count, for every occupied bucket of positive values."""
+        self._fold()
+        return self._positive
+
+    @property
+    def _negative_buckets(self) -> dict[int, int]:
+        """Bucket key (of the magnitude) -> count, for every occupied bucket of negative values."""
+        self._fold()
+        return self._negative
 
     def add(self, value: float) -> None:
-        """Record one value; values <= 0 are kept in an exact zero bucket."""
+        """Record one value (ValueError for an infinity; see the class docstring for NaN)."""
+        tiny = self._min_indexable
+        try:
+            if value > tiny:
+                key = math.ceil(math.log(value) / self._gamma_log)
+                buckets = self._positive
+                buckets[key] = buckets.get(key, 0) + 1
+            elif value < -tiny:
+                key = math.ceil(math.log(-value) / self._gamma_log)
+                buckets = self._negative
+                buckets[key] = buckets.get(key, 0) + 1
+            else:  # zero, a magnitude too small to index, or NaN
+                self._zero += 1
+        except OverflowError:  # math.ceil of an infinite log: nothing recorded yet
+            raise ValueError(f"cannot record an infinite value ({value})") from None
         self.count += 1
         self.total += value
         if value < self.min:
             self.min = value
         if value > self.max:
             self.max = value
-        if value > 0:
-            key = math.ceil(math.log(value) / self._gamma_log)
-            buckets = self._sparse
-            buckets[key] = buckets.get(key, 0) + 1
-        else:
-            self._zero += 1
 
     def extend(self, values: Iterable[float]) -> None:
         """Record many values."""
@@ -82,88 +172,112 @@ class Histogram:
         Bucket keys come from ``numpy.log``; the rare value whose key lands within rounding
         distance of a bucket boundary is recomputed with :func:`math.log`, so every key is
         the one :meth:`add` would give.  The total is a running (sequential) sum, as
-        :meth:`add` accumulates it, so the result is bit-identical to adding one by one.
+        :meth:`add` accumulates it, and ``min``/``max`` take the first occurrence of the
+        extreme (which matters only for the sign of a zero), so the result is bit-identical
+        to adding one by one.
         """
         values = np.asarray(values, dtype=float).ravel()
         n = values.size
         if n == 0:
             return
-        if np.isnan(values).any():
+        low = float(values[values.argmin()])  # NaN if there is one: argmin finds the first NaN
+        if low != low:
             self.extend(values.tolist())  # NaN compares false everywhere: keep add()'s exact handling
             return
+        high = float(values[values.argmax()])
+        if high == math.inf or low == -math.inf:
+            raise ValueError(f"cannot record an infinite value ({high if high == math.inf else low})")
         self.count += n
-        self.total = float(np.add.accumulate(np.concatenate(([self.total], values)))[-1])
-        low = float(values.min())
-        high = float(values.max())
+        running = np.concatenate(([self.total], values))
+        if abs(self.total) + n * max(high, -low) < 1e308:  # no partial sum can overflow: the usual case
+            self.total = float(np.add.accumulate(running)[-1])
+        else:  # overflow to an infinity (or inf - inf = NaN) happens silently in add(): here too
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.total = float(np.add.accumulate(running)[-1])
         if low < self.min:
             self.min = low
         if high > self.max:
             self.max = high
-        positive = values if low > 0 else values[values > 0]
-        self._zero += n - positive.size
-        if not positive.size:
+        tiny = self._min_indexable
+        if low > tiny:  # all positive: no masking, no copy
+            self._dense_positive.add_keys(self._keys(values))
             return
-        scaled = np.log(positive) / self._gamma_log
+        indexed = 0
+        if high > tiny:
+            positive = values[values > tiny]
+            indexed += positive.size
+            self._dense_positive.add_keys(self._keys(positive))
+        if low < -tiny:
+            magnitudes = np.negative(values[values < -tiny])
+            indexed += magnitudes.size
+            self._dense_negative.add_keys(self._keys(magnitudes))
+        self._zero += n - indexed
+
+    def _keys(self, magnitudes: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """Bucket keys of positive, finite, indexable values, exactly as :meth:`add` computes them."""
+        gamma_log = self._gamma_log
+        scaled = np.log(magnitudes) / gamma_log
         keys = np.ceil(scaled)
         edge = np.nonzero(np.abs(scaled - np.rint(scaled)) < 1e-6)[0]
         if edge.size:
-            gamma_log = self._gamma_log
             for i in edge.tolist():
-                keys[i] = math.ceil(math.log(float(positive[i])) / gamma_log)
-        keys = keys.astype(np.int64)
-        first = int(keys.min())
-        counts = np.bincount(keys - first)
-        dense = self._ensure(first, first + counts.size)
-        start = first - self._offset
-        dense[start : start + counts.size] += counts
-
-    def _ensure(self, low: int, high: int) -> np.ndarray:
-        """The dense bucket array, grown to cover keys ``low .. high - 1``."""
-        dense = self._dense
-        if dense is None:
-            dense = self._dense = np.zeros(high - low + 64, dtype=np.int64)
-            self._offset = low - 32
-            return dense
-        offset = self._offset
-        if low >= offset and high <= offset + dense.size:
-            return dense
-        new_low = min(low, offset) - 32
-        new_high = max(high, offset + dense.size) + 32
-        grown = np.zeros(new_high - new_low, dtype=np.int64)
-        grown[offset - new_low : offset - new_low + dense.size] = dense
-        self._dense, self._offset = grown, new_low
-        return grown
+                keys[i] = math.ceil(math.log(float(magnitudes[i])) / gamma_log)
+        return keys.astype(np.int64)
 
     def merge(self, other: Histogram) -> None:
         """Add ``other``'s samples (same accuracy required) into this sketch."""
         if other.accuracy != self.accuracy:
             raise ValueError("cannot merge histograms of different accuracy")
-        buckets = self._buckets
-        for key, n in other._buckets.items():
-            buckets[key] = buckets.get(key, 0) + n
+        self._fold()
+        other._fold()
+        for buckets, others in ((self._positive, other._positive), (self._negative, other._negative)):
+            for key, n in list(others.items()):
+                buckets[key] = buckets.get(key, 0) + n
         self._zero += other._zero
         self.count += other.count
         self.total += other.total
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
 
+    def _midpoint(self, key: int) -> float:
+        """Midpoint (in relative terms) of the bucket (gamma^(key-1), gamma^key]: within accuracy of all of it."""
+        scaled = key * self._gamma_log
+        if scaled < 709.0:  # gamma^key well below the largest float
+            return 2 * math.exp(scaled) / (1 + math.exp(self._gamma_log))
+        try:  # the topmost buckets: the same midpoint in log space, as gamma^key may overflow
+            return math.exp(scaled + math.log(2 / (1 + math.exp(self._gamma_log))))
+        except OverflowError:
+            return math.inf  # beyond any float: the caller clamps it to max
+
     def quantile(self, q: float) -> float | None:
-        """The ``q``-quantile (0 <= q <= 1), or None when empty."""
+        """The ``q``-quantile (0 <= q <= 1), or None when empty.
+
+        The value of rank ``floor(q * (count - 1))`` (0-based, ascending), within relative
+        error ``accuracy`` when its magnitude is above the smallest indexable value (of
+        either sign); values in the zero bucket are reported as 0 (clamped to the range).
+        """
         if not 0 <= q <= 1:
             raise ValueError(f"q must be in [0, 1] (got {q})")
         if self.count == 0:
             return None
         rank = q * (self.count - 1)
-        if rank < self._zero:
-            return 0.0 if self.min >= 0 else self.min
-        seen = self._zero
-        buckets = self._buckets
-        for key in sorted(buckets):
-            seen += buckets[key]
+        self._fold()
+        seen = 0
+        negative = self._negative
+        if negative:
+            for key in sorted(negative, reverse=True):  # the most negative values first
+                seen += negative[key]
+                if seen > rank:
+                    return min(max(-self._midpoint(key), self.min), self.max)
+        seen += self._zero
+        if seen > rank:
+            # zeros and tiny magnitudes (and NaNs); with NaNs alone there is no range to clamp to
+            return min(max(0.0, self.min), self.max) if self.min <= self.max else 0.0
+        positive = self._positive
+        for key in sorted(positive):
+            seen += positive[key]
             if seen > rank:
-                # Midpoint (in relative terms) of the bucket (gamma^(k-1), gamma^k].
-                estimate = 2 * math.exp(key * self._gamma_log) / (1 + math.exp(self._gamma_log))
-                return min(max(estimate, self.min), self.max)
+                return min(max(self._midpoint(key), self.min), self.max)
         return self.max
 
     @property
