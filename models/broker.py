@@ -26,6 +26,7 @@ from models.names import DEVICES, IOT_CORE, READING_COPIES, READINGS
 from models.ops import Publish
 from models.policies import KeyedRateLimiter
 from sim.actor import Actor
+from sim.errors import ModelDefinitionError
 from sim.ledger import FinalState
 from sim.ops import Operation, Rejected
 
@@ -83,8 +84,11 @@ class Broker(Actor):
         return {"puback": True, "message_id": message["id"]}
 
     def _send(self, message: dict[str, Any]) -> None:
+        deliver = self.deliver_to_device
+        if deliver is None:
+            raise ModelDefinitionError("iot-core has no devices to deliver commands to (deliver_to_device unset)")
         self.deliveries += 1
-        self.kernel.network.send(self.name, DEVICES, self.deliver_to_device, message)
+        self.kernel.network.send(self.name, DEVICES, deliver, message)
         entry = self.unacked.get(message["id"])
         if entry is not None:
             entry["tries"] += 1

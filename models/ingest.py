@@ -15,6 +15,7 @@ Records after the last checkpoint are still in flight, wherever they are.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Generator
 from operator import itemgetter
@@ -72,7 +73,7 @@ class IngestConsumer(Actor):
         self.redeliveries = 0
         stream.on_checkpoint = self._committed
         for shard in range(shards):
-            self.background(lambda epoch, shard=shard: self._consume(shard, epoch))
+            self.background(functools.partial(self._consume, shard))
 
     def on_crash(self) -> None:
         if self.dedup is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.config import PostgresConfig
+from models.names import READING_END_TO_END, READINGS_STORED
 from models.ops import BulkInsert, Insert, Select, Update
 from sim.actor import Actor
 from sim.ops import Operation, Rejected
@@ -189,30 +190,32 @@ class Postgres(Actor):
         self._read = kernel.sampler(config.read_time, f"{name}/read")
         self._analytics = kernel.sampler(config.analytics_query_time, f"{name}/analytics")
         self._lag = kernel.sampler(config.replication_lag, f"{name}/lag")
-        self._e2e = kernel.metrics.histogram("readings.end_to_end_s")
-        self._stored_series = kernel.metrics.timeseries("readings.stored")
+        self._e2e = kernel.metrics.histogram(READING_END_TO_END)
+        self._stored_series = kernel.metrics.timeseries(READINGS_STORED)
 
     def service_time(self, op: Operation) -> float:
-        kind = type(op)
-        if kind is BulkInsert:
-            return self._write() + self.config.row_time * len(op.rows)
-        if kind is Select:
-            return self._analytics() if op.query == "energy_summary" else self._read()
-        return self._write()
+        match op:
+            case BulkInsert():
+                return self._write() + self.config.row_time * len(op.rows)
+            case Select():
+                return self._analytics() if op.query == "energy_summary" else self._read()
+            case _:
+                return self._write()
 
     def handle(self, op: Operation, origin: str) -> Any:
-        kind = type(op)
-        if kind is Select:
+        if isinstance(op, Select):
             return self._select(op)
         if self.role != "primary":
             raise Rejected("read_only", f"{self.name} is a read replica")
-        if kind is BulkInsert:
-            return self._bulk_insert(op)
-        if kind is Insert:
-            return self._insert(op)
-        if kind is Update:
-            return self._update(op)
-        raise Rejected("unsupported", f"{self.name} does not handle {op.name}")
+        match op:
+            case BulkInsert():
+                return self._bulk_insert(op)
+            case Insert():
+                return self._insert(op)
+            case Update():
+                return self._update(op)
+            case _:
+                raise Rejected("unsupported", f"{self.name} does not handle {op.name}")
 
     # -- device_commands -------------------------------------------------------------------
     def _insert(self, op: Insert) -> dict[str, Any]:

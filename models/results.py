@@ -20,7 +20,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from models.names import COMMANDS, DEVICES, METERS, READINGS
+from models.names import (
+    APP_RESPONSE,
+    COMMANDS,
+    DASHBOARD_LATENCY,
+    DEVICES,
+    METERS,
+    READING_END_TO_END,
+    READINGS,
+    STREAM_ITERATOR_AGE,
+)
 from sim.ledger import FinalState, Invariant, Ledger
 from sim.metrics import Histogram
 
@@ -81,7 +90,7 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
         "app_told_accepted": accepted,
         "requests_sent": sum(getattr(r, "attempts", 0) for r, _ in mobile.results.values()),
         "latency_s": latency.summary(),
-        "app_response_s": kernel.metrics.histogram("commands.app_response_s").summary(),
+        "app_response_s": kernel.metrics.histogram(APP_RESPONSE).summary(),
     }
 
 
@@ -102,8 +111,8 @@ def _sensor(world: World, ledger: Ledger) -> dict[str, Any]:
         "duplicate_rows": db.duplicate_rows,
         "corrupted_rows": db.corrupted_rows,
         "devices_with_negative_energy": sum(1 for e in db.energy_wh if e < 0),
-        "end_to_end_latency_s": kernel.metrics.histogram("readings.end_to_end_s").summary(),
-        "ingestion_lag_s": kernel.metrics.histogram("stream.iterator_age_s").summary(),
+        "end_to_end_latency_s": kernel.metrics.histogram(READING_END_TO_END).summary(),
+        "ingestion_lag_s": kernel.metrics.histogram(STREAM_ITERATOR_AGE).summary(),
         "stream_backlog_at_end": world.stream.backlog(),
         "processed_awaiting_checkpoint": awaiting,
         "unprocessed_in_stream": world.stream.backlog() - awaiting,
@@ -118,7 +127,7 @@ def _analytics(world: World) -> dict[str, Any]:
         "availability": users.good / users.total if users.total else None,
         "served_from_cache": users.degraded,
         "statuses": dict(sorted(users.statuses.items())),
-        "latency_s": world.kernel.metrics.histogram("dashboard.latency_s").summary(),
+        "latency_s": world.kernel.metrics.histogram(DASHBOARD_LATENCY).summary(),
         "breaker_transitions": world.analytics.transitions[:50],
     }
 

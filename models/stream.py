@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.config import StreamConfig
-from models.names import KINESIS, READING_COPIES, READINGS
+from models.names import KINESIS, READING_COPIES, READINGS, STREAM_ITERATOR_AGE, STREAM_MAX_ITERATOR_AGE
 from models.ops import Checkpoint, GetRecords
 from sim.actor import Actor
 from sim.ledger import FinalState
@@ -70,8 +70,8 @@ class Stream(Actor):
         self.on_checkpoint: Callable[[int, int], None] | None = None
         self.throttled = 0
         self.accepted = 0
-        self._age = kernel.metrics.histogram("stream.iterator_age_s")
-        self._age_series = kernel.metrics.timeseries("stream.max_iterator_age_s", mode="max")
+        self._age = kernel.metrics.histogram(STREAM_ITERATOR_AGE)
+        self._age_series = kernel.metrics.timeseries(STREAM_MAX_ITERATOR_AGE, mode="max")
 
     def shard_of(self, device_id: int) -> int:
         """Partition key -> shard (the device id is the partition key)."""

@@ -9,6 +9,7 @@ bad against the availability SLO (a 2xx within the dashboard's timeout).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from models.config import WorkloadConfig
@@ -19,7 +20,16 @@ if TYPE_CHECKING:
 
 __all__ = ["DashboardUsers", "MobileUsers"]
 
-from models.names import COMMANDS, DASHBOARDS, MOBILE
+from models.names import (
+    APP_RESPONSE,
+    COMMANDS,
+    DASHBOARD_ERRORS,
+    DASHBOARD_LATENCY,
+    DASHBOARD_REQUESTS,
+    DASHBOARDS,
+    MOBILE,
+)
+from models.ops import HttpResponse
 from models.settings import settings_from
 
 
@@ -35,6 +45,7 @@ class MobileUsers:
         self.settings = settings_from(AppSettings, config)
         self.started: dict[str, float] = {}
         self.results: dict[str, tuple[AppResult, float]] = {}
+        self._response = kernel.metrics.histogram(APP_RESPONSE)
         self.intents = 0
         rate = config.mobile_users * config.commands_per_user_per_hour / 3600.0
         self.process = kernel.env.process(self._arrivals(rate)) if rate > 0 and devices > 0 else None
@@ -55,14 +66,11 @@ class MobileUsers:
             self.kernel.ledger.track(COMMANDS, intent)
             self.started[intent] = env.now
             logic = send_command(self.settings, f"user-{user_index}", device, action, intent)
-            self.kernel.driver.spawn(
-                logic, MOBILE, on_done=lambda result, intent=intent: self._finished(intent, result)
-            )
+            self.kernel.driver.spawn(logic, MOBILE, on_done=functools.partial(self._finished, intent))
 
     def _finished(self, intent: str, result: Any) -> None:
         self.results[intent] = (result, self.kernel.now)
-        response = self.kernel.metrics.histogram("commands.app_response_s")
-        response.add(self.kernel.now - self.started[intent])
+        self._response.add(self.kernel.now - self.started[intent])
 
 
 class DashboardUsers:
@@ -78,6 +86,9 @@ class DashboardUsers:
         self.total = 0
         self.degraded = 0
         self.statuses: dict[str, int] = {}
+        self._requests = kernel.metrics.timeseries(DASHBOARD_REQUESTS)
+        self._errors = kernel.metrics.timeseries(DASHBOARD_ERRORS)
+        self._latency = kernel.metrics.histogram(DASHBOARD_LATENCY)
         rate = config.dashboard_users * config.queries_per_user_per_hour / 3600.0
         self.process = kernel.env.process(self._arrivals(rate)) if rate > 0 and meters > 0 else None
 
@@ -90,20 +101,18 @@ class DashboardUsers:
             device = int(rng.integers(self.meters))
             started = env.now
             logic = dashboard_query(self.config.dashboard_timeout, f"viewer-{user}", device)
-            self.kernel.driver.spawn(logic, DASHBOARDS, on_done=lambda response, t=started: self._finished(response, t))
+            self.kernel.driver.spawn(logic, DASHBOARDS, on_done=functools.partial(self._finished, started=started))
 
-    def _finished(self, response: Any, started: float) -> None:
+    def _finished(self, response: object, *, started: float) -> None:
         now = self.kernel.now
         self.total += 1
-        status = str(getattr(response, "status", "error"))
+        status = str(response.status) if isinstance(response, HttpResponse) else "error"
         self.statuses[status] = self.statuses.get(status, 0) + 1
-        ok = getattr(response, "ok", False)
-        metrics = self.kernel.metrics
-        metrics.timeseries("dashboard.requests").add(now)
-        if ok:
+        self._requests.add(now)
+        if isinstance(response, HttpResponse) and response.ok:
             self.good += 1
-            metrics.histogram("dashboard.latency_s").add(now - started)
+            self._latency.add(now - started)
             if response.body.get("degraded"):
                 self.degraded += 1
         else:
-            metrics.timeseries("dashboard.errors").add(now)
+            self._errors.add(now)

@@ -19,7 +19,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sim.errors import ScenarioError, SimError
 from sim.loader import load_scenario_file
@@ -32,7 +32,7 @@ EXIT_OK, EXIT_INVARIANT, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's default exits 2 too; keep its usage line
+    def error(self, message: str) -> NoReturn:  # argparse's default exits 2 too; keep its usage line
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 

@@ -188,7 +188,8 @@ class Empirical(_Spec):
         if self.weights is None:
             return None
         w = np.asarray(self.weights, dtype=float)
-        return w / w.sum()
+        probabilities: np.ndarray = w / w.sum()
+        return probabilities
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
         values = np.asarray(self.values, dtype=float)

@@ -59,6 +59,7 @@ __all__ = [
 Undo = Callable[[], None]
 """Ends a lasting fault: what :meth:`Fault.start` returns."""
 
+
 @runtime_checkable
 class Crashable(Protocol):
     """A model component that can crash although it is not an actor (a Redis master)."""
@@ -249,7 +250,7 @@ ACTOR_FAULTS = NODE_FAULTS | {"error_rate", "crash"}
 
 def _tag(kind: type[Fault]) -> str:
     annotation = kind.model_fields["kind"].annotation
-    tags = getattr(annotation, "__args__", ())
+    tags: tuple[object, ...] = getattr(annotation, "__args__", ())
     if getattr(annotation, "__origin__", None) is not Literal or len(tags) != 1 or not isinstance(tags[0], str):
         raise ModelDefinitionError(f'fault class {kind.__name__} must declare kind: Literal["<its tag>"]')
     return str(tags[0])
@@ -282,9 +283,7 @@ class FaultTimeline:
     network nodes in the kernel.
     """
 
-    def __init__(
-        self, kernel: Kernel, faults: Sequence[Fault], components: Mapping[str, object] | None = None
-    ) -> None:
+    def __init__(self, kernel: Kernel, faults: Sequence[Fault], components: Mapping[str, object] | None = None) -> None:
         self.kernel = kernel
         self.context = FaultContext(kernel, dict(components or {}))
         self.log: list[dict[str, Any]] = []

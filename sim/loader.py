@@ -363,7 +363,8 @@ class _Tree:
         # The last equal key is the one in effect; pydantic spells non-string keys as str(key).
         exact = [(k, v) for key, k, v in keys if type(key) is type(segment) and key == segment]
         spelled = [(k, v) for key, k, v in keys if str(key) == segment]
-        return (exact or spelled or [None])[-1]
+        found = exact or spelled
+        return found[-1] if found else None
 
     def _resolve(self, loc: Loc, *, keep_missing: bool) -> tuple[list[Any], Node | None, Node, bool]:
         """Walk ``loc`` down the tree: (path, last key node, deepest node, whether any was skipped).

@@ -43,4 +43,5 @@ def load_twin(name: str | None = None) -> Twin:
         name = next(iter(found))
     if name not in found:
         raise SimError(f"no twin called {name!r} (installed: {', '.join(sorted(found))})")
-    return found[name].load()
+    twin: Twin = found[name].load()
+    return twin

@@ -56,13 +56,13 @@ def energy_report(
             summary = yield Select(replica, "energy_summary", {"device_id": device_id}, timeout=settings.query_timeout)
         except OpError as error:
             last_error = error.reason
-            if breaker is not None:
+            if breaker is not None and permit is not None:
                 now = yield Now()
                 breaker.record(permit, now, success=False)
             if attempt < len(settings.retry_delays):
                 yield Sleep(settings.retry_delays[attempt])
             continue
-        if breaker is not None:
+        if breaker is not None and permit is not None:
             now = yield Now()
             breaker.record(permit, now, success=True)
         return HttpResponse(200, {"device_id": device_id, **summary, "source": replica})

@@ -70,11 +70,11 @@ def send_command(settings: AppSettings, user: str, device_id: int, action: str, 
 def dashboard_query(timeout: float, user: str, device_id: int) -> Logic[HttpResponse]:
     """One dashboard refresh: a single request, no retry (the user reloads later)."""
     headers = {"Authorization": f"Bearer token-{user}"}
+    request = HttpRequest(
+        GATEWAY, "GET /api/v1/analytics/energy", user, {"device_id": device_id}, headers, timeout=timeout
+    )
     try:
-        return (
-            yield HttpRequest(
-                GATEWAY, "GET /api/v1/analytics/energy", user, {"device_id": device_id}, headers, timeout=timeout
-            )
-        )
+        response: HttpResponse = yield request
     except OpError as error:
         return HttpResponse(599, {"error": error.reason})
+    return response

@@ -50,8 +50,9 @@ def route_request(
         service, request.route, request.user, request.body, request.headers, timeout=settings.upstream_timeout
     )
     try:
-        return (yield upstream)
+        response: HttpResponse = yield upstream
     except OperationTimeout:
         return HttpResponse(504, {"error": f"{service} timed out"})
     except OpError as error:
         return HttpResponse(503, {"error": f"{service}: {error.reason}"})
+    return response

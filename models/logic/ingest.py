@@ -85,7 +85,7 @@ def in_range(record: Record, settings: IngestSettings) -> bool:
     if not low <= record[3] <= high:
         return False
     low, high = settings.current_range
-    return low <= record[4] <= high
+    return bool(low <= record[4] <= high)
 
 
 def process_records(
