@@ -71,7 +71,7 @@ class Stream(Actor):
         self.throttled = 0
         self.accepted = 0
         self._age = kernel.metrics.histogram(STREAM_ITERATOR_AGE)
-        self._age_series = kernel.metrics.timeseries(STREAM_MAX_ITERATOR_AGE, mode="max")
+        self._age_series = kernel.metrics.timeseries(STREAM_MAX_ITERATOR_AGE)
 
     def shard_of(self, device_id: int) -> int:
         """Partition key -> shard (the device id is the partition key)."""

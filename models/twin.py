@@ -34,6 +34,7 @@ from models.names import (
     IOT_CORE,
     KINESIS,
     METERS,
+    METRICS,
     MOBILE,
     REDIS,
     db_replica,
@@ -91,6 +92,7 @@ def build(scenario: Scenario, seed: int) -> World:
         metrics_interval=scenario.metrics_interval,
         keep_spans=scenario.keep_spans,
     )
+    kernel.metrics.declare(*METRICS)
     stream = Stream(kernel, scenario.stream, zone="aws-managed", region=REGION)
     broker = Broker(kernel, scenario.broker, stream, zone="aws-managed", region=REGION)
     database = Database(scenario.postgres, scenario.fleet.report_every, scenario.fleet.meters)

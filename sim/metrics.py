@@ -10,19 +10,24 @@
   microseconds to days.  (NaN and infinities: see the class docstring.)
 * :class:`TimeSeries` -- counters and gauges summed per fixed interval, for plots and SLO
   windows; its size grows with simulated duration divided by the interval only.
-* :class:`Metrics` -- a registry so components do not pass metric objects around.
+* :class:`Metrics` -- a registry of declared metrics, so components do not pass metric
+  objects around and a misspelt name is an error, not an empty metric.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import sys
 from collections.abc import Iterable
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Histogram", "Metrics", "TimeSeries"]
+from sim.errors import ModelDefinitionError
+
+__all__ = ["Histogram", "MetricSpec", "Metrics", "TimeSeries"]
 
 
 class _DenseCounts:
@@ -329,29 +334,76 @@ class TimeSeries:
         return [self._sums.get(i, 0.0) for i in range(n)]
 
 
+class MetricSpec(NamedTuple):
+    """A metric a model declares: its name, kind, unit and meaning (for result readers)."""
+
+    name: str
+    kind: Literal["counter", "histogram", "sum", "max"]
+    unit: str = ""
+    description: str = ""
+
+
 class Metrics:
-    """Named counters, histograms and time series, created on first use."""
+    """The run's counters, histograms and time series, each declared before use.
+
+    A model declares its metrics (:meth:`declare`) when it is built; asking for a name that
+    was not declared, or for a declared name as another kind, raises
+    :class:`~sim.errors.ModelDefinitionError`.  Components fetch their metric objects when
+    they are constructed, so a misspelt name fails the build instead of filling a metric
+    nobody reads.  Reading (``counters``, ``histograms``, ``series``) creates nothing.
+    """
 
     def __init__(self, interval: float = 60.0) -> None:
         self.interval = interval
+        self.catalogue: dict[str, MetricSpec] = {}
         self.counters: dict[str, int | float] = {}
         self.histograms: dict[str, Histogram] = {}
         self.series: dict[str, TimeSeries] = {}
 
+    def declare(self, *specs: MetricSpec | tuple[str, str, str, str]) -> None:
+        """Declare metrics (a :class:`MetricSpec` or a ``(name, kind, unit, description)`` tuple)."""
+        for raw in specs:
+            spec = MetricSpec(*raw)
+            known = self.catalogue.get(spec.name)
+            if known is not None and known != spec:
+                raise ModelDefinitionError(f"metric {spec.name!r} declared twice, differently ({known} and {spec})")
+            if spec.kind == "counter":
+                self.counters.setdefault(spec.name, 0)
+            elif spec.kind == "histogram":
+                self.histograms.setdefault(spec.name, Histogram())
+            elif spec.kind in ("sum", "max"):
+                self.series.setdefault(spec.name, TimeSeries(self.interval, spec.kind))
+            else:
+                raise ModelDefinitionError(
+                    f"metric {spec.name!r}: unknown kind {spec.kind!r} (counter, histogram, sum, max)"
+                )
+            self.catalogue[spec.name] = spec
+
+    def _check(self, name: str, kinds: tuple[str, ...]) -> None:
+        spec = self.catalogue.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, list(self.catalogue), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ModelDefinitionError(f"metric {name!r} was never declared{hint}")
+        if spec.kind not in kinds:
+            raise ModelDefinitionError(f"metric {name!r} is declared as a {spec.kind}, not a {' or '.join(kinds)}")
+
     def inc(self, name: str, n: int | float = 1) -> None:
-        """Add ``n`` to counter ``name``."""
-        self.counters[name] = self.counters.get(name, 0) + n
+        """Add ``n`` to the declared counter ``name``."""
+        if name not in self.counters:
+            self._check(name, ("counter",))
+        self.counters[name] += n
 
     def histogram(self, name: str) -> Histogram:
-        """The histogram called ``name``."""
+        """The declared histogram called ``name``."""
         hist = self.histograms.get(name)
         if hist is None:
-            hist = self.histograms[name] = Histogram()
-        return hist
+            self._check(name, ("histogram",))
+        return self.histograms[name]
 
-    def timeseries(self, name: str, mode: str = "sum") -> TimeSeries:
-        """The per-interval series called ``name`` (created with ``mode`` on first use)."""
+    def timeseries(self, name: str) -> TimeSeries:
+        """The declared per-interval series called ``name`` (a sum or a max per interval)."""
         ts = self.series.get(name)
         if ts is None:
-            ts = self.series[name] = TimeSeries(self.interval, mode)
-        return ts
+            self._check(name, ("sum", "max"))
+        return self.series[name]

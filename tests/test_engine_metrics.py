@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.metrics import Histogram, Metrics, TimeSeries
+from sim.errors import ModelDefinitionError
+from sim.metrics import Histogram, Metrics, MetricSpec, TimeSeries
 
 QUANTILES = (0.5, 0.95, 0.99)
 MANY_QUANTILES = (0.0, 0.01, 0.1, 0.25, 0.3, 0.5, 0.7, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -344,6 +345,9 @@ def test_timeseries_buckets_and_zero_fill():
 
 def test_metrics_registry():
     metrics = Metrics(interval=10.0)
+    metrics.declare(
+        MetricSpec("requests", "counter"), ("lat", "histogram", "s", "latency"), MetricSpec("errors", "sum", "requests")
+    )
     metrics.inc("requests")
     metrics.inc("requests", 4)
     assert metrics.counters == {"requests": 5}
@@ -352,3 +356,30 @@ def test_metrics_registry():
     assert series is metrics.timeseries("errors") and series.interval == 10.0
     series.add(15.0)
     assert metrics.series["errors"].series(20.0) == [0.0, 1.0]
+
+
+def test_undeclared_or_mistyped_metric_is_a_model_error():
+    metrics = Metrics()
+    metrics.declare(MetricSpec("stream.iterator_age_s", "histogram", "s"), MetricSpec("dashboard.errors", "sum"))
+    with pytest.raises(ModelDefinitionError, match="did you mean 'stream.iterator_age_s'"):
+        metrics.histogram("stream.iterator_age")
+    with pytest.raises(ModelDefinitionError, match="declared as a histogram"):
+        metrics.timeseries("stream.iterator_age_s")
+    with pytest.raises(ModelDefinitionError, match="never declared"):
+        metrics.inc("requests")
+    with pytest.raises(ModelDefinitionError, match="declared twice"):
+        metrics.declare(MetricSpec("dashboard.errors", "max"))
+    with pytest.raises(ModelDefinitionError, match="unknown kind"):
+        metrics.declare(("x", "gauge", "", ""))
+    assert metrics.counters == {} and list(metrics.series) == ["dashboard.errors"]
+
+
+def test_a_misspelt_metric_fails_the_twin_build(monkeypatch):
+    """The model declares its catalogue and fetches its metrics at build time."""
+    import models.postgres
+    from models.twin import build
+    from tests.conftest import scenario
+
+    monkeypatch.setattr(models.postgres, "READING_END_TO_END", "readings.end_to_ends")
+    with pytest.raises(ModelDefinitionError, match="readings.end_to_ends"):
+        build(scenario("baseline"), seed=1)
