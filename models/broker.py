@@ -117,7 +117,7 @@ class Broker(Actor):
             entry["tries"] = -1
 
     def on_restart(self) -> None:
-        for message_id, entry in list(self.unacked.items()):
+        for entry in list(self.unacked.values()):
             entry["tries"] = 0
             self._send(entry["message"])
 

@@ -3,10 +3,11 @@
 For every shard a long-lived loop reads a batch after its position (``GetRecords``) and
 hands it to the sans-IO record processor (:func:`models.logic.ingest.process_records`); it
 checkpoints at most every ``checkpoint_every`` seconds, as the AWS sample KCL consumer
-does (60 s), so a crash replays up to that much already-stored data.  A batch whose database write fails is not checkpointed and is read again;
-a record the processor cannot decode (a poison message, as designed) crashes the whole
-consumer, which restarts ``restart_after`` later from the last checkpoints -- every shard
-stalls, the review's finding S2.
+does (60 s), so a crash replays up to that much already-stored data.  A batch whose
+database write fails is not checkpointed and is read again; a record the processor cannot
+decode (a poison message, as designed) crashes the whole consumer, which restarts
+``restart_after`` later from the last checkpoints -- every shard stalls, the review's
+finding S2.
 
 Ledger bookkeeping is the twin's, not the system's: the processor reports each record's
 fate, and the fates become final when the stream commits a checkpoint covering them.
@@ -175,7 +176,7 @@ def _tally(
         if copies:
             tally[(1, fates[0])] = copies
         return tally
-    return Counter(zip((r[6] for r in records[start:stop]), fates[start:stop]))
+    return Counter(zip((r[6] for r in records[start:stop]), fates[start:stop], strict=True))
 
 
 _copy_flag = itemgetter(6)

@@ -4,8 +4,8 @@ Keys map to masters by a stable hash (the cluster's 16,384 slots collapse to the
 that own them).  When a master fails (fault target ``redis-master-N``) its slots are uncovered
 until the replica is promoted ``failover_time`` later -- node timeout plus election, about
 17 s with Redis defaults.  With ``cluster-require-full-coverage yes`` (the default) the
-whole cluster answers ``CLUSTERDOWN`` meanwhile; without it, only the failed master's keys.  A pipeline touching a failed
-master fails as a whole, as a client pipeline does on the first error.
+whole cluster answers ``CLUSTERDOWN`` meanwhile; without it, only the failed master's keys.
+A pipeline touching a failed master fails as a whole, as a client pipeline does on the first error.
 """
 
 from __future__ import annotations

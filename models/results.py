@@ -100,7 +100,7 @@ def _sensor(world: World, ledger: Ledger) -> dict[str, Any]:
     # Records after a shard's checkpoint are in flight; some of them are already processed
     # (their rows may be in the database) and will be replayed if the consumer crashes now.
     checkpoints = [shard.checkpoint for shard in world.stream.shards]
-    awaiting = sum(max(0, done - cp) for done, cp in zip(world.ingest.processed_upto, checkpoints))
+    awaiting = sum(max(0, done - cp) for done, cp in zip(world.ingest.processed_upto, checkpoints, strict=True))
     return {
         "readings_emitted": world.meters.emitted,
         "stored": ledger.settled(READINGS, FinalState.STORED, ""),

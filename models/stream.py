@@ -115,7 +115,7 @@ class Stream(Actor):
         last = shard.visible[-1] if shard.visible else 0.0
         throttled = 0
         throttled_copies = 0
-        for record, at in zip(records, visible):
+        for record, at in zip(records, visible, strict=True):
             second = int(at)
             if second != shard.window_second:
                 shard.window_second = second
@@ -178,7 +178,7 @@ class Stream(Actor):
     def unsettled(self, settled_upto: Sequence[int]) -> dict[str, int]:
         """Originals and copies after each shard's settled sequence (the ledger's in-flight share)."""
         counts = {READINGS: 0, READING_COPIES: 0}
-        for shard, upto in zip(self.shards, settled_upto):
+        for shard, upto in zip(self.shards, settled_upto, strict=True):
             start = max(0, upto + 1 - shard.base)
             for record in shard.records[start:]:
                 counts[READING_COPIES if record[6] else READINGS] += 1

@@ -171,7 +171,8 @@ class SmartHomeTwin:
                 problems.append(
                     (
                         ("faults", index, "kind"),
-                        f"fault kind {fault.kind!r} cannot target {fault.target!r} (it accepts: {', '.join(sorted(accepted))})",
+                        f"fault kind {fault.kind!r} cannot target {fault.target!r} "
+                        f"(it accepts: {', '.join(sorted(accepted))})",
                     )
                 )
             for position, other in enumerate(getattr(fault, "other", None) or []):

@@ -59,10 +59,8 @@ class MobileUsers:
             intent = f"intent-{self.intents}"
             user_index = int(rng.integers(self.config.mobile_users))
             device = user_index % self.devices
-            if rng.random() < self.config.toggle_fraction:
-                action = "toggle"
-            else:
-                action = "on" if rng.random() < 0.5 else "off"
+            toggle = rng.random() < self.config.toggle_fraction
+            action = "toggle" if toggle else ("on" if rng.random() < 0.5 else "off")
             self.kernel.ledger.track(COMMANDS, intent)
             self.started[intent] = env.now
             logic = send_command(self.settings, f"user-{user_index}", device, action, intent)

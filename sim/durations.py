@@ -86,7 +86,7 @@ def _seconds(value: Any) -> float | None:
         match = _DURATION_RE.fullmatch(value)
         if match is None:
             return None
-        parts = zip(match.groups(), _UNITS)
+        parts = zip(match.groups(), _UNITS, strict=True)
         seconds = sum(float(number) * scale for number, (_, scale) in parts if number)
     else:
         return None

@@ -17,13 +17,13 @@ breaks that equality, and the run says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["FinalState", "Invariant", "Ledger"]
 
 
-class FinalState(str, Enum):
+class FinalState(StrEnum):
     """Where an item ended up; ``IN_FLIGHT`` only ever describes the end of a run."""
 
     APPLIED = "applied"
