@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SEED   ?= 7
 
-.PHONY: run test test-slow bench schema clean
+.PHONY: run test test-slow lint bench schema clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ run: $(STAMP)  ## simulate the baseline scenario and write out/baseline/result.j
 
 test: $(STAMP)  ## the whole default test suite (slow suites are behind -m slow)
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff (lint and format) and mypy (strict on the engine, logic and policies)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
