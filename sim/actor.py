@@ -13,6 +13,17 @@ Durable state (what a database keeps on disk) is the subclass's business and sur
 
 Faults attached here: added latency (extra service time), error rate (requests answered
 with :class:`~sim.ops.Rejected`), crash/restart.
+
+Queueing figures, so results can be checked against queueing theory (Little's law, Erlang C):
+every request a worker takes from the mailbox leaves its queue wait (arrival in
+:meth:`Actor.deliver` to the worker's pop) in :attr:`Actor.queue_wait`, a streaming
+:class:`~sim.metrics.Histogram`; and the time-averaged queue length and number of busy
+workers are exact time integrals of their step functions, updated in O(1) at every change
+(put, pop, a worker starting or finishing, a crash clearing both).  :meth:`Actor.queue_stats`
+reads them as a :class:`QueueStats` without changing anything; two readings give the
+figures of the window between them (:meth:`QueueStats.since`).  A crash drops the queue --
+those requests never get a wait sample -- and the busy count; the integrals just follow.
+Time the actor spends down counts as time with nothing queued and nothing busy.
 """
 
 from __future__ import annotations
@@ -20,20 +31,21 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import simpy
 
 from sim.distributions import Distribution, Sampler, constant
 from sim.driver import Abandoned
-from sim.ops import Operation, OpError, Rejected, Unavailable
+from sim.metrics import Histogram
+from sim.ops import Logic, Operation, OpError, Rejected, Unavailable
 from sim.queue import Mailbox
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
 
-__all__ = ["Actor", "Request"]
+__all__ = ["Actor", "QueueStats", "Request"]
 
 
 @dataclass(slots=True)
@@ -44,6 +56,77 @@ class Request:
     origin: str
     reply: simpy.Event
     sent_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """An actor's queueing figures accumulated from ``start`` to ``end`` (see the module docstring).
+
+    The raw fields are totals, so the figures of a window are a difference of two
+    readings (:meth:`since`); the properties derive the usual averages from them.
+    """
+
+    start: float
+    end: float
+    concurrency: int
+    arrivals: int  # requests accepted into the mailbox
+    dequeued: int  # requests a worker took from the mailbox (each gave one wait sample)
+    waited: int  # ... of which waited longer than zero
+    wait_total: float  # sum of those waits, seconds
+    queue_area: float  # integral of the queue length, request-seconds
+    busy_area: float  # integral of the busy workers, worker-seconds
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds covered."""
+        return self.end - self.start
+
+    @property
+    def arrival_rate(self) -> float | None:
+        """Accepted requests per second (lambda), or None over no time."""
+        return self.arrivals / self.elapsed if self.elapsed > 0 else None
+
+    @property
+    def mean_wait(self) -> float | None:
+        """Mean queue wait of the dequeued requests (W_q), or None when none was."""
+        return self.wait_total / self.dequeued if self.dequeued else None
+
+    @property
+    def wait_probability(self) -> float | None:
+        """Share of the dequeued requests that had to wait (Erlang C's P(wait)), or None."""
+        return self.waited / self.dequeued if self.dequeued else None
+
+    @property
+    def mean_queue_length(self) -> float | None:
+        """Time-averaged number of requests waiting (L_q), or None over no time."""
+        return self.queue_area / self.elapsed if self.elapsed > 0 else None
+
+    @property
+    def mean_busy(self) -> float | None:
+        """Time-averaged number of busy workers, or None over no time."""
+        return self.busy_area / self.elapsed if self.elapsed > 0 else None
+
+    @property
+    def utilisation(self) -> float | None:
+        """Mean busy workers over the concurrency limit, or None over no time."""
+        busy = self.mean_busy
+        return None if busy is None else busy / self.concurrency
+
+    def since(self, earlier: QueueStats) -> QueueStats:
+        """The figures of the window from ``earlier`` (a previous reading of the same actor) to this one."""
+        if earlier.start != self.start or earlier.end > self.end or earlier.concurrency != self.concurrency:
+            raise ValueError("since() needs an earlier reading of the same actor")
+        return QueueStats(
+            start=earlier.end,
+            end=self.end,
+            concurrency=self.concurrency,
+            arrivals=self.arrivals - earlier.arrivals,
+            dequeued=self.dequeued - earlier.dequeued,
+            waited=self.waited - earlier.waited,
+            wait_total=self.wait_total - earlier.wait_total,
+            queue_area=self.queue_area - earlier.queue_area,
+            busy_area=self.busy_area - earlier.busy_area,
+        )
 
 
 class Actor:
@@ -78,6 +161,11 @@ class Actor:
         self.served = 0
         self.refused = 0
         self.lost_in_crash = 0
+        self.arrivals = 0  # requests accepted into the mailbox
+        self.waited = 0  # requests taken from the mailbox after a wait > 0
+        self.queue_wait = Histogram()  # seconds from deliver() to a worker's pop, per request
+        self._busy_area = 0.0  # integral of self.busy from mailbox.created to _busy_changed
+        self._busy_changed: float = kernel.env.now
         self.added_latency: list[Sampler] = []
         self.error_rate = 0.0
         self._background: list[Callable[[int], Generator[simpy.Event, Any, None]]] = []
@@ -124,17 +212,26 @@ class Actor:
             self.refused += 1
             self.kernel.driver.reply(self.name, request, Unavailable("refused", f"{self.name} is down"))
             return
+        self.arrivals += 1
         self.mailbox.put(request)
 
     def _work(self, epoch: int) -> Generator[simpy.Event, Any, None]:
         """A worker of incarnation ``epoch``; it ends when the actor crashes under it."""
         env = self.kernel.env
         driver = self.kernel.driver
+        mailbox = self.mailbox
+        record_wait = self.queue_wait.add
         while self.epoch == epoch:
-            if not self.mailbox:
-                yield self.mailbox.wait()
+            if not mailbox:
+                yield mailbox.wait()
                 continue
-            request = self.mailbox.pop()
+            request, wait = mailbox.take()
+            record_wait(wait)
+            if wait > 0:
+                self.waited += 1
+            now = env.now
+            self._busy_area += self.busy * (now - self._busy_changed)
+            self._busy_changed = now
             self.busy += 1
             ticket = self._tickets = self._tickets + 1
             self._serving[ticket] = request
@@ -152,7 +249,7 @@ class Actor:
                 try:
                     outcome = self.handle(request.op, request.origin)
                     if inspect.isgenerator(outcome):
-                        outcome = yield from driver.drive(outcome, self, epoch)
+                        outcome = yield from driver.drive(cast("Logic[Any]", outcome), self, epoch)
                 except OpError as error:
                     outcome = error
                 except Abandoned:
@@ -163,6 +260,9 @@ class Actor:
                 driver.reply(self.name, request, outcome)
             finally:
                 if self.epoch == epoch:
+                    now = env.now
+                    self._busy_area += self.busy * (now - self._busy_changed)
+                    self._busy_changed = now
                     self.busy -= 1
                     del self._serving[ticket]
 
@@ -202,6 +302,9 @@ class Actor:
         for request in lost:
             self.kernel.driver.reply(self.name, request, Unavailable("connection_reset", f"{self.name} crashed"))
         self._serving.clear()
+        now = self.kernel.env.now
+        self._busy_area += self.busy * (now - self._busy_changed)
+        self._busy_changed = now
         self.busy = 0
         # Idle workers of the dead incarnation are parked on the mailbox: forget them, and
         # busy ones end when they next wake.  The restart brings a full pool of fresh ones.
@@ -225,8 +328,32 @@ class Actor:
         """Requests waiting for a worker."""
         return len(self.mailbox)
 
-    def stats(self) -> dict[str, int]:
-        """Per-component figures for the result file."""
+    def queue_stats(self, now: float | None = None) -> QueueStats:
+        """Queueing figures from the actor's creation to ``now`` (default: the current time).
+
+        Reading changes nothing: the integrals are extended to ``now`` locally.  ``now``
+        may not precede the actor's last change (a past reading is a :class:`QueueStats`
+        you kept).
+        """
+        if now is None:
+            now = self.kernel.env.now
+        if now < self._busy_changed:
+            raise ValueError(f"{self.name}: cannot read queue stats at {now}, before its last change")
+        return QueueStats(
+            start=self.mailbox.created,
+            end=now,
+            concurrency=self.concurrency,
+            arrivals=self.arrivals,
+            dequeued=self.queue_wait.count,
+            waited=self.waited,
+            wait_total=self.queue_wait.total,
+            queue_area=self.mailbox.area(now),
+            busy_area=self._busy_area + self.busy * (now - self._busy_changed),
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Per-component figures for the result file (queueing figures up to the current time)."""
+        queue = self.queue_stats()
         return {
             "served": self.served,
             "refused": self.refused,
@@ -234,6 +361,15 @@ class Actor:
             "lost_in_crash": self.lost_in_crash,
             "queued_at_end": self.queue_length,
             "busy_at_end": self.busy,
+            "arrivals": self.arrivals,
+            "waited": self.waited,
+            "immediate": queue.dequeued - self.waited,
+            "wait_probability": queue.wait_probability,
+            "queue_wait_s": self.queue_wait.summary(),
+            "observed_s": queue.elapsed,
+            "mean_queue_length": queue.mean_queue_length,
+            "mean_busy": queue.mean_busy,
+            "utilisation": queue.utilisation,
         }
 
 

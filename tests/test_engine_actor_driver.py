@@ -164,7 +164,7 @@ def test_unsupported_operation_is_rejected():
 def test_unknown_target_is_a_programming_error():
     kernel = kernel_with_client()
     kernel.driver.spawn((lambda: (yield Get("ghost")))(), "client")
-    with pytest.raises(KeyError):
+    with pytest.raises(ModelDefinitionError, match="ghost"):
         kernel.run(1)
 
 
@@ -173,7 +173,7 @@ def test_duplicate_actor_name_rejected():
     Store(kernel, "db")
     with pytest.raises(ModelDefinitionError):
         Store(kernel, "db")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="concurrency must be >= 1"):
         Store(kernel, "db2", concurrency=0)
 
 
@@ -443,3 +443,118 @@ def test_run_direct_uncaught_error_propagates():
 
     with pytest.raises(Unavailable):
         run_direct(logic(), handle)
+
+
+# -- queueing figures -----------------------------------------------------------------------
+
+
+def test_queue_figures_of_a_hand_built_sequence():
+    # one worker, 1 s per request; sent at 0, 0.5, 0.6 and 3.5, each arriving ONE_WAY later
+    kernel = kernel_with_client()
+    db = Store(kernel, "db", concurrency=1, service_time=constant(1.0))
+    for i, at in enumerate([0.0, 0.5, 0.6, 3.5]):
+        submit(kernel, Get("db", str(i)), at=at)
+    # served 0-1, 1-2, 2-3, 3.5-4.5 (+ ONE_WAY): waits 0, 0.5, 1.4, 0;
+    # queued: 1 on [0.5, 0.6), 2 on [0.6, 1), 1 on [1, 2) -> 0.1 + 0.8 + 1.0 = 1.9 request-seconds
+    kernel.run(1.5)
+    mid = db.queue_stats()
+    assert (mid.arrivals, mid.dequeued, mid.waited) == (3, 2, 1)
+    assert mid.queue_area == pytest.approx(0.1 + 0.8 + (1.5 - 1.0 - ONE_WAY), abs=1e-12)  # up to now: 1 still queued
+    assert mid.busy_area == pytest.approx(1.5 - ONE_WAY, abs=1e-12)
+    kernel.run(5.0)
+    end = db.queue_stats()
+    assert end.elapsed == 5.0
+    assert (end.arrivals, end.dequeued, end.waited) == (4, 4, 2)
+    assert end.wait_total == pytest.approx(0.5 + 1.4, abs=1e-12)
+    assert end.queue_area == pytest.approx(1.9, abs=1e-12)
+    assert end.busy_area == pytest.approx(4.0, abs=1e-12)
+    assert end.mean_queue_length == pytest.approx(1.9 / 5.0, abs=1e-12)
+    assert end.mean_busy == pytest.approx(0.8, abs=1e-12)
+    assert end.utilisation == pytest.approx(0.8, abs=1e-12)
+    assert end.mean_wait == pytest.approx(1.9 / 4, abs=1e-12)
+    assert end.wait_probability == 0.5
+    assert end.arrival_rate == 4 / 5.0
+    # the queue is empty at the end, so Little's law holds exactly: L_q = lambda * W_q
+    assert end.mean_queue_length == pytest.approx(end.arrival_rate * end.mean_wait, abs=1e-12)
+    # a window is a difference of readings
+    window = end.since(mid)
+    assert (window.start, window.end, window.arrivals, window.dequeued) == (1.5, 5.0, 1, 2)
+    assert window.queue_area == pytest.approx(2.0 + ONE_WAY - 1.5, abs=1e-12)
+    with pytest.raises(ValueError, match="earlier reading of the same actor"):
+        mid.since(end)
+
+
+def test_queue_figures_with_two_workers():
+    kernel = kernel_with_client()
+    db = Store(kernel, "db", concurrency=2, service_time=constant(1.0))
+    for i, at in enumerate([0.0, 0.0, 0.0, 0.25]):
+        submit(kernel, Get("db", str(i)), at=at)
+    # two served 0-1 at once; the third waits 1 s, the fourth 0.75 s; both served 1-2
+    kernel.run(4.0)
+    stats = db.stats()
+    assert stats["arrivals"] == 4 and stats["waited"] == 2 and stats["immediate"] == 2
+    assert stats["wait_probability"] == 0.5
+    assert stats["queue_wait_s"]["count"] == 4
+    assert stats["queue_wait_s"]["mean"] == pytest.approx(1.75 / 4, abs=1e-12)
+    assert stats["queue_wait_s"]["max"] == pytest.approx(1.0, abs=1e-12)
+    assert stats["observed_s"] == 4.0
+    assert stats["mean_queue_length"] == pytest.approx(1.75 / 4.0, abs=1e-12)
+    assert stats["mean_busy"] == pytest.approx(4.0 / 4.0, abs=1e-12)
+    assert stats["utilisation"] == pytest.approx(0.5, abs=1e-12)
+
+
+def test_stats_read_twice_are_equal_and_change_nothing():
+    kernel = kernel_with_client()
+    db = Store(kernel, "db", concurrency=1, service_time=constant(1.0))
+    for i in range(4):
+        submit(kernel, Get("db", str(i)))
+    kernel.run(2.5)  # one in service, one queued... mid-step for both integrals
+    first, again = db.stats(), db.stats()
+    assert first == again
+    assert db.queue_stats() == db.queue_stats()
+    assert first["queued_at_end"] == 1 and first["busy_at_end"] == 1
+    assert first["mean_queue_length"] > 0 and first["utilisation"] > 0
+    # reading at a later time does not move the integrals either
+    later = db.queue_stats(10.0)
+    assert db.queue_stats(2.5) == db.queue_stats()
+    assert later.queue_area == pytest.approx(db.queue_stats().queue_area + 1 * 7.5, abs=1e-12)
+    kernel.run(3.5)  # #2 ends and #3 starts at 3 + ONE_WAY
+    with pytest.raises(ValueError, match="before its last change"):
+        db.queue_stats(2.9)  # before the last change
+
+
+def test_queue_figures_before_any_time_passes():
+    kernel = kernel_with_client()
+    db = Store(kernel, "db")
+    figures = db.stats()
+    assert figures["arrivals"] == 0 and figures["queue_wait_s"]["count"] == 0
+    assert figures["mean_queue_length"] is None and figures["utilisation"] is None
+    assert figures["wait_probability"] is None
+
+
+def test_crash_mid_queue_drops_waits_and_resets_busy():
+    kernel = kernel_with_client()
+    db = Store(kernel, "db", concurrency=1, service_time=constant(1.0))
+    for i in range(4):
+        submit(kernel, Get("db", str(i), timeout=10.0))  # all arrive at ONE_WAY
+    kernel.call_later(1.5, db.crash, 1.0)  # down 1.5 - 2.5
+    refused = submit(kernel, Get("db", "down", timeout=10.0), at=2.0)
+    after = submit(kernel, Get("db", "after", timeout=10.0), at=3.0)
+    kernel.run(1.6)
+    # #0 served 0-1; #1 taken at 1 after waiting 1 s, killed in service; #2, #3 dropped from the queue
+    crashed = db.queue_stats()
+    assert (crashed.arrivals, crashed.dequeued, crashed.waited) == (4, 2, 1)
+    assert crashed.wait_total == pytest.approx(1.0, abs=1e-12)
+    assert crashed.queue_area == pytest.approx(3 * 1.0 + 2 * (1.5 - 1.0 - ONE_WAY), abs=1e-12)
+    assert crashed.busy_area == pytest.approx(1.5 - ONE_WAY, abs=1e-12)
+    assert db.busy == 0 and db.queue_length == 0 and db.lost_in_crash == 3
+    kernel.run(5.0)
+    assert isinstance(refused["outcome"], Unavailable) and db.refused == 1
+    assert after["outcome"] == ("value", "after")
+    end = db.queue_stats()
+    # the refused request never entered the mailbox; the dropped ones never gave a wait sample
+    assert (end.arrivals, end.dequeued, end.waited) == (5, 3, 1)
+    assert db.queue_wait.count == 3
+    assert end.queue_area == pytest.approx(crashed.queue_area, abs=1e-12)
+    assert end.busy_area == pytest.approx(crashed.busy_area + 1.0, abs=1e-12)
+    assert end.utilisation == pytest.approx((2.5 - ONE_WAY) / 5.0, abs=1e-12)
