@@ -184,8 +184,8 @@ class Stream(Actor):
                 counts[READING_COPIES if record[6] else READINGS] += 1
         return counts
 
-    def stats(self) -> dict[str, int]:
-        figures = super().stats()
+    def stats(self) -> dict[str, Any]:
+        figures: dict[str, Any] = dict(super().stats())
         figures.update(
             {
                 "records_accepted": self.accepted,

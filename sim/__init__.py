@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sim.actor import Actor
+    from sim.actor import Actor, QueueStats
     from sim.distributions import Distribution, Sampler
     from sim.driver import Driver, run_direct
     from sim.errors import ModelDefinitionError, Problem, ScenarioError, SimError
@@ -38,6 +38,7 @@ _HOME = {
     "Logic": "sim.ops",
     "Metrics": "sim.metrics",
     "ModelDefinitionError": "sim.errors",
+    "QueueStats": "sim.actor",
     "Now": "sim.ops",
     "OpError": "sim.ops",
     "Operation": "sim.ops",
@@ -78,6 +79,7 @@ __all__ = [
     "Operation",
     "OperationTimeout",
     "Problem",
+    "QueueStats",
     "Rejected",
     "Sampler",
     "ScenarioError",
