@@ -19,12 +19,12 @@ command id it has already applied (device-level idempotency, part of the outbox 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.config import FleetConfig
+from models.names import POISON_INJECTED
 from sim.ledger import FinalState
 
 if TYPE_CHECKING:
@@ -40,8 +40,6 @@ BROKER = "iot-core"
 
 class MeterFleet:
     """The smart meters; see the module docstring."""
-
-    fault_kinds = frozenset({"poison"})
 
     def __init__(self, kernel: Kernel, config: FleetConfig, broker: Broker, *, zone: str, region: str) -> None:
         self.kernel = kernel
@@ -122,10 +120,11 @@ class MeterFleet:
 
         ``devices`` holds the records' device ids as an array when the caller has it.
         Without loss the whole batch goes to the broker as it is, with no per-record work.
+        A network copy of a reading arrives its own transit delay after the original.
         """
         n = len(records)
         network = self.kernel.network
-        delays, lost, duplicated = network.delays_many(METERS, BROKER, n)
+        delays, lost, duplicated, copy_delays = network.delays_many(METERS, BROKER, n)  # a Transit
         broker = self.broker
         if not broker.up:
             lost = np.ones(n, dtype=bool)
@@ -134,13 +133,14 @@ class MeterFleet:
             rejected = broker.injected_errors(n)  # publishes the broker fails: resent like lost ones
             if rejected is not None:
                 lost = lost | rejected
-                duplicated = duplicated & ~lost
+                copy_delays = copy_delays[~rejected[duplicated]]  # compact: one per duplicated reading
+                duplicated = duplicated & ~rejected
             slow = broker.injected_delays(n)
             if slow is not None:
                 delays = delays + slow
         arrivals = times + delays
         # The acknowledgement travels back and may be lost too: the meter then resends a reading that arrived.
-        _, ack_lost, _ = network.delays_many(BROKER, METERS, n)
+        ack_lost = network.delays_many(BROKER, METERS, n).lost
         ack_lost &= ~lost
         if devices is None:
             devices = np.fromiter((r[0] for r in records), dtype=np.int64, count=n)
@@ -156,7 +156,7 @@ class MeterFleet:
         if extra.size:
             copies = [records[i][:6] + (1,) for i in extra.tolist()]
             self._enter_copies(len(copies))
-            self.broker.receive_readings(copies, arrivals[extra] + delays[extra], devices[extra])
+            self.broker.receive_readings(copies, arrivals[extra] + copy_delays, devices[extra])
         if not any_lost and not ack_lost.any():
             return
         retry_at = self.config.qos1_retry_after
@@ -187,21 +187,17 @@ class MeterFleet:
         self._publish([r for _, r, _ in due], np.asarray([t for t, _, _ in due]), [a for _, _, a in due])
 
     # -- faults ------------------------------------------------------------------------------
-    def inject(self, fault: Any) -> Callable[[], None] | None:
-        """Poison: ``count`` meters send a reading with an unsupported schema version."""
+    def emit_poison(self, count: int, schema_version: int) -> None:
+        """The ``poison`` fault: ``count`` meters send a reading with an unsupported schema version."""
         now = self.kernel.now
-        devices = self._poison_rng.choice(
-            self.config.meters, size=fault.count, replace=fault.count > self.config.meters
-        )
-        records = [
-            r[:5] + (fault.schema_version, 0)
-            for r in self._readings(devices, np.full(fault.count, now), self._poison_rng)
-        ]
+        meters = self.config.meters
+        devices = self._poison_rng.choice(meters, size=count, replace=count > meters)
+        readings = self._readings(devices, np.full(count, now), self._poison_rng)
+        records = [r[:5] + (schema_version, 0) for r in readings]
         self.kernel.ledger.enter("readings", len(records))
         self.emitted += len(records)
-        self.kernel.metrics.inc("readings.poison_injected", len(records))
+        self.kernel.metrics.inc(POISON_INJECTED, len(records))
         self._publish(records, np.full(len(records), now), [0] * len(records))
-        return None
 
     def inventory(self) -> dict[str, int]:
         """Readings waiting in the meters' resend queues."""

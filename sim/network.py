@@ -11,13 +11,32 @@ Faults act here:
   timeouts, as they would with a real partition;
 * **loss**, **duplication**, **reordering** and **added latency** attach to a node and
   affect every message to or from it.
+
+Duplication has one meaning on both paths, :meth:`Network.send` (one message, scheduled as
+an event) and :meth:`Network.delays_many` (a batch, as arrays): when a delivered message is
+duplicated, the network emits a **copy that is an independent message on the same path**.
+The copy gets its own fresh delay (one draw per link, plus the nodes' added latency and
+reordering, as for any message), can itself be lost by the same loss faults, is never
+duplicated again, and arrives its own transit delay *after the original's arrival*.  With
+loss ``l`` and duplication ``d`` on the source and destination nodes::
+
+    P(original delivered)                    = (1 - l_src) (1 - l_dst)
+    P(copy delivered | original delivered)   = [1 - (1 - d_src) (1 - d_dst)] (1 - l_src) (1 - l_dst)
+
+so ``d (1 - l)`` for a single faulty node.  A lost original is never duplicated, and a
+partition drops a message before it can be duplicated.
+
+Counters: :attr:`Network.dropped` counts every message lost, copies included;
+:attr:`Network.duplicated` counts every copy the network made, including copies that were
+then lost.  So ``delivered = sent + duplicated - dropped`` on both paths.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import pairwise
+from typing import Any, Final, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -25,7 +44,10 @@ import numpy as np
 from sim.distributions import Sampler
 from sim.errors import ModelDefinitionError
 
-__all__ = ["Network", "NodeFaults"]
+__all__ = ["Network", "NodeFaults", "Transit"]
+
+_NO_COPIES: Final = np.empty(0)
+_NO_COPIES.setflags(write=False)  # shared by every batch without copies: see Transit
 
 
 @dataclass(slots=True)
@@ -48,6 +70,28 @@ class NodeFaults:
         return bool(self.loss or self.duplication or self.reorder or self.added)
 
 
+class Transit(NamedTuple):
+    """What the network did to a batch of ``n`` messages sent at once (:meth:`Network.delays_many`).
+
+    ``delays``, ``lost`` and ``duplicated`` have one entry per message; ``copy_delays`` has
+    one per *delivered copy*, i.e. it is compact and aligned with
+    ``np.flatnonzero(duplicated)``: the copy of message ``np.flatnonzero(duplicated)[j]``
+    takes ``copy_delays[j]`` seconds of its own, counted from the original's arrival.
+    The arrays belong to the caller, except that a batch without copies shares one
+    read-only empty ``copy_delays`` (so the fault-free path allocates nothing for it).
+    A named tuple, not a dataclass: it is built twice per fleet tick on the hot path.
+    """
+
+    delays: np.ndarray
+    """Each original's transit delay in seconds (meaningless where ``lost``)."""
+    lost: np.ndarray
+    """Boolean: the original was lost (partition or a loss fault)."""
+    duplicated: np.ndarray
+    """Boolean: the original was delivered and so was a copy of it (copies that were lost are not marked)."""
+    copy_delays: np.ndarray
+    """The delivered copies' own transit delays, compact: one per ``True`` in ``duplicated``, in order."""
+
+
 class Network:
     """Carries messages between named nodes; see the module docstring."""
 
@@ -64,7 +108,7 @@ class Network:
         self._env = env
         self._streams = streams
         self._link_latency = link_latency
-        self.graph = nx.Graph()
+        self.graph: nx.Graph[str] = nx.Graph()
         self._paths: dict[tuple[str, str], tuple[Sampler, ...]] = {}
         self._faults: dict[str, NodeFaults] = {}
         self._partitions: list[tuple[frozenset[str], frozenset[str]]] = []
@@ -78,7 +122,7 @@ class Network:
             raise ModelDefinitionError(f"network node {name!r} added twice")
         region_hub, zone_hub = f"region:{region}", f"zone:{zone}"
         if region_hub not in self.graph:
-            for other in [n for n, kind in self.graph.nodes(data="kind") if kind == "region"]:
+            for other in [n for n, data in self.graph.nodes(data=True) if data["kind"] == "region"]:
                 self.graph.add_edge(region_hub, other, latency=self._link_latency("region", f"{other}~{region_hub}"))
             self.graph.add_node(region_hub, kind="region", region=region, zone=None)
         if zone_hub not in self.graph:
@@ -90,7 +134,7 @@ class Network:
 
     def nodes(self) -> list[str]:
         """Names of the endpoint nodes (not hubs), in insertion order."""
-        return [n for n, kind in self.graph.nodes(data="kind") if kind == "node"]
+        return [n for n, data in self.graph.nodes(data=True) if data["kind"] == "node"]
 
     def groups(self) -> set[str]:
         """Every name a partition may use: nodes, zones and regions."""
@@ -117,7 +161,7 @@ class Network:
         path = self._paths.get(key)
         if path is None:
             hops = nx.shortest_path(self.graph, src, dst)
-            path = tuple(self.graph.edges[a, b]["latency"] for a, b in zip(hops, hops[1:]))
+            path = tuple(self.graph.edges[a, b]["latency"] for a, b in pairwise(hops))
             self._paths[key] = path
         return path
 
@@ -143,10 +187,7 @@ class Network:
 
     def reachable(self, src: str, dst: str) -> bool:
         """Whether no active partition separates ``src`` from ``dst``."""
-        for a, b in self._partitions:
-            if (src in a and dst in b) or (src in b and dst in a):
-                return False
-        return True
+        return not any((src in a and dst in b) or (src in b and dst in a) for a, b in self._partitions)
 
     # -- carrying messages ---------------------------------------------------------------
     def delay(self, src: str, dst: str) -> float | None:
@@ -172,7 +213,7 @@ class Network:
         return total
 
     def duplicates(self, src: str, dst: str) -> bool:
-        """Whether the network delivers an extra copy of this message."""
+        """Whether the network makes an extra copy of this (delivered) message; counts it if so."""
         if not self._faults:
             return False
         for node in (src, dst):
@@ -185,35 +226,76 @@ class Network:
     def send(self, src: str, dst: str, deliver: Callable[..., None], *args: Any) -> bool:
         """Schedule ``deliver(*args)`` at ``dst``'s arrival time; False if the message is lost.
 
-        A duplicated message is delivered twice, the copy a little later.
+        A duplicated message's copy is an independent message (module docstring): it draws
+        its own delay, may be lost, and arrives that delay after the original.
         """
         delay = self.delay(src, dst)
         if delay is None:
             return False
         self._schedule(delay, deliver, args)
         if self._faults and self.duplicates(src, dst):
-            again = self.delay(src, dst)
+            again = self.delay(src, dst)  # the copy: a fresh draw, lost like any message
             if again is not None:
                 self._schedule(delay + again, deliver, args)
         return True
 
-    def delays_many(self, src: str, dst: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Delays, lost mask and duplicated mask for ``n`` messages sent now (vectorised).
+    def delays_many(self, src: str, dst: str, n: int) -> Transit:
+        """What happens to ``n`` messages sent now from ``src`` to ``dst``, as arrays (vectorised).
 
         The fleet path uses this so that millions of readings cost array operations, not
-        one event each.  A partition loses every message.
+        one event each.  A partition loses every message.  Duplication follows the same
+        rule as :meth:`send` (see the module docstring): copies of delivered originals get
+        their own delay draws and loss draws, and :class:`Transit` reports only the copies
+        that were delivered.
+
+        Draw order (deterministic): the originals' path delays; then per faulty node, ``src``
+        first, the originals' loss, duplication, added latency and reordering; then, if
+        any original was duplicated, the copies' path delays and per node their loss, added
+        latency and reordering.  Without duplication the draws are those of the originals
+        alone.
         """
-        total = np.zeros(n)
-        for sampler in self._path(src, dst):
-            total += sampler.many(n)
+        total = self._path_many(src, dst, n)
         if self._partitions and not self.reachable(src, dst):
-            lost = np.ones(n, dtype=bool)
             self.dropped += n
-            return total, lost, np.zeros(n, dtype=bool)
+            return Transit(total, np.ones(n, dtype=bool), np.zeros(n, dtype=bool), _NO_COPIES)
         lost = np.zeros(n, dtype=bool)
         duplicated = np.zeros(n, dtype=bool)
         if not self._faults:
-            return total, lost, duplicated  # the common case: nothing to draw, nothing to count
+            return Transit(total, lost, duplicated, _NO_COPIES)  # the common case: nothing to draw, nothing to count
+        copy_delays = _NO_COPIES
+        if self._faults_many(src, dst, total, lost, duplicated):
+            duplicated &= ~lost  # a lost original is never duplicated
+            made = int(np.count_nonzero(duplicated))
+            if made:
+                self.duplicated += made
+                copy_delays = self._path_many(src, dst, made)
+                copy_lost = np.zeros(made, dtype=bool)
+                self._faults_many(src, dst, copy_delays, copy_lost, None)
+                if copy_lost.any():
+                    self.dropped += int(np.count_nonzero(copy_lost))
+                    duplicated[np.flatnonzero(duplicated)[copy_lost]] = False
+                    copy_delays = copy_delays[~copy_lost]
+        self.dropped += int(np.count_nonzero(lost))
+        return Transit(total, lost, duplicated, copy_delays)
+
+    def _path_many(self, src: str, dst: str, n: int) -> np.ndarray:
+        """``n`` path delays from ``src`` to ``dst``: one draw per link each, summed."""
+        total = np.zeros(n)
+        for sampler in self._path(src, dst):
+            total += sampler.many(n)
+        return total
+
+    def _faults_many(
+        self, src: str, dst: str, total: np.ndarray, lost: np.ndarray, duplicated: np.ndarray | None
+    ) -> bool:
+        """Apply the nodes' faults to a batch in place; whether any duplication fault is active.
+
+        ``total`` gains added latency and reordering, ``lost`` the loss draws, and
+        ``duplicated`` (None for copies, which are never duplicated again) the duplication
+        draws.
+        """
+        n = len(total)
+        duplicating = False
         for node in (src, dst):
             faults = self._faults.get(node)
             if faults is None or not faults.active:
@@ -221,17 +303,15 @@ class Network:
             rng = faults.rng
             if faults.loss:
                 lost |= rng.random(n) < faults.loss
-            if faults.duplication:
+            if faults.duplication and duplicated is not None:
                 duplicated |= rng.random(n) < faults.duplication
+                duplicating = True
             for added in faults.added:
                 total += added.many(n)
             if faults.reorder:
                 held = rng.random(n) < faults.reorder
                 total += np.where(held, rng.exponential(np.maximum(total, 1e-3) * 4), 0.0)
-        duplicated &= ~lost
-        self.dropped += int(np.count_nonzero(lost))
-        self.duplicated += int(np.count_nonzero(duplicated))
-        return total, lost, duplicated
+        return duplicating
 
     def _schedule(self, delay: float, deliver: Callable[..., None], args: tuple[Any, ...]) -> None:
         event = self._env.timeout(delay)

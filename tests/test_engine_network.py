@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from sim.distributions import Exponential, constant
 from sim.errors import ModelDefinitionError
@@ -119,7 +120,7 @@ def test_loss_probability_one_drops_everything_to_and_from_node():
     net = kernel.network
     net.faults_of("a1").loss = 1.0
     pairs = [("a1", "b1"), ("b1", "a1"), ("a2", "a1"), ("a1", "c1")] * 50
-    got = deliveries(kernel, pairs + [("a2", "b1")], until=1)
+    got = deliveries(kernel, [*pairs, ("a2", "b1")], until=1)
     assert [(s, d) for s, d, _ in got] == [("a2", "b1")]
     assert net.dropped == 200
 
@@ -189,3 +190,166 @@ def test_same_seed_same_delays():
         return [kernel.network.delay("a1", "b1") for _ in range(100)]
 
     assert draws() == draws()
+
+
+# -- duplication: one semantics for the scalar path (send) and the vector path (delays_many) --------
+# A duplicated message's copy is an independent message on the same path: its own delay draw
+# (links + the nodes' added latency + reordering), its own loss draws, arriving its own delay
+# after the original.  So P(copy delivered | original delivered) = d (1 - l) on one faulty node.
+
+CONFIDENCE = 0.999  # Clopper-Pearson intervals; the seeds are fixed, so this is about honesty, not flakiness
+
+
+def _scalar_sends(kernel: Kernel, src: str, dst: str, n: int) -> tuple[int, list[list[float]]]:
+    """Send ``n`` messages at time 0 through :meth:`Network.send`; (originals delivered, arrivals per message)."""
+    arrivals: list[list[float]] = [[] for _ in range(n)]
+    delivered = sum(kernel.network.send(src, dst, lambda i: arrivals[i].append(kernel.now), i) for i in range(n))
+    kernel.run(1000.0)
+    return delivered, arrivals
+
+
+def _assert_rate(successes: int, trials: int, expected: float) -> None:
+    interval = stats.binomtest(successes, trials).proportion_ci(confidence_level=CONFIDENCE)
+    assert interval.low <= expected <= interval.high, (successes / trials, expected, interval)
+    assert interval.high - interval.low < 0.015  # tight: the test would see a d versus d (1 - l) mix-up
+
+
+def _set(net, node: str, *, loss: float = 0.0, duplication: float = 0.0) -> None:
+    faults = net.faults_of(node)
+    faults.loss, faults.duplication = loss, duplication
+
+
+@pytest.mark.parametrize(
+    ("faulty", "expected_original", "expected_copy"),
+    [
+        # one faulty node: l = 0.3, d = 0.2
+        ({"b1": (0.3, 0.2)}, 0.7, 0.2 * 0.7),
+        # both ends faulty: [1 - (1 - d_src)(1 - d_dst)] (1 - l_src)(1 - l_dst)
+        ({"a1": (0.1, 0.1), "b1": (0.2, 0.15)}, 0.9 * 0.8, (1 - 0.9 * 0.85) * (0.9 * 0.8)),
+    ],
+    ids=["one-node", "both-ends"],
+)
+def test_copy_delivered_given_original_is_d_times_one_minus_l_on_both_paths(faulty, expected_original, expected_copy):
+    n = 60_000
+    # scalar path: every request and reply
+    kernel = world(access=Exponential(mean=0.001))
+    for node, (loss, dup) in faulty.items():
+        _set(kernel.network, node, loss=loss, duplication=dup)
+    originals, arrivals = _scalar_sends(kernel, "a1", "b1", n)
+    copies = sum(len(a) for a in arrivals) - originals
+    assert max(len(a) for a in arrivals) == 2  # at most one copy per message
+    assert sum(bool(a) for a in arrivals) == originals  # send() is True exactly when the original arrives
+    _assert_rate(originals, n, expected_original)
+    _assert_rate(copies, originals, expected_copy)
+    # vector path: the meter fleet's readings
+    kernel = world(access=Exponential(mean=0.001))
+    for node, (loss, dup) in faulty.items():
+        _set(kernel.network, node, loss=loss, duplication=dup)
+    transit = kernel.network.delays_many("a1", "b1", n)
+    delivered = int(np.count_nonzero(~transit.lost))
+    assert not np.any(transit.duplicated & transit.lost)  # a lost original has no copy
+    assert transit.copy_delays.shape == (int(np.count_nonzero(transit.duplicated)),)
+    _assert_rate(delivered, n, expected_original)
+    _assert_rate(int(np.count_nonzero(transit.duplicated)), delivered, expected_copy)
+
+
+def test_counters_balance_on_both_paths():
+    """``dropped`` counts lost copies too, ``duplicated`` every copy made: delivered = sent + duplicated - dropped."""
+    n = 20_000
+    kernel = world()
+    _set(kernel.network, "a1", loss=0.2, duplication=0.3)
+    _set(kernel.network, "b1", loss=0.1, duplication=0.1)
+    net = kernel.network
+    _, arrivals = _scalar_sends(kernel, "a1", "b1", n)
+    assert sum(len(a) for a in arrivals) == n + net.duplicated - net.dropped
+    lost_copies = net.duplicated - (sum(len(a) for a in arrivals) - sum(bool(a) for a in arrivals))
+    assert lost_copies > 0  # copies were lost, and counted as dropped
+    before_dropped, before_duplicated = net.dropped, net.duplicated
+    transit = net.delays_many("a1", "b1", n)
+    delivered = int(np.count_nonzero(~transit.lost)) + int(np.count_nonzero(transit.duplicated))
+    made, dropped = net.duplicated - before_duplicated, net.dropped - before_dropped
+    assert delivered == n + made - dropped
+    assert made > int(np.count_nonzero(transit.duplicated))  # some copies were made and then lost
+
+
+def _assert_independent_draws(originals: np.ndarray, copies: np.ndarray) -> None:
+    """Copies' delays are fresh draws from the originals' distribution, not the originals' values."""
+    assert len(originals) == len(copies) > 10_000
+    assert np.all(copies != originals)
+    se = np.sqrt(originals.var() / len(originals) + copies.var() / len(copies))
+    assert abs(copies.mean() - originals.mean()) < 4 * se  # same mean, within a 4-sigma interval
+    assert abs(np.corrcoef(originals, copies)[0, 1]) < 4 / np.sqrt(len(copies))  # uncorrelated
+    assert stats.ks_2samp(originals, copies).pvalue > 1e-3  # and the same distribution
+
+
+def test_copy_delays_are_independent_draws_on_the_scalar_path():
+    kernel = world(access=Exponential(mean=0.001), zone=Exponential(mean=0.002))
+    _set(kernel.network, "b1", duplication=1.0)
+    _, arrivals = _scalar_sends(kernel, "a1", "b1", 20_000)
+    assert all(len(a) == 2 for a in arrivals)
+    original = np.array([a[0] for a in arrivals])  # sent at 0: arrival is the delay
+    copy = np.array([a[1] - a[0] for a in arrivals])  # the copy arrives its own delay after the original
+    _assert_independent_draws(original, copy)
+
+
+def test_copy_delays_are_independent_draws_on_the_vector_path():
+    kernel = world(access=Exponential(mean=0.001), zone=Exponential(mean=0.002))
+    _set(kernel.network, "b1", loss=0.3, duplication=0.6)
+    transit = kernel.network.delays_many("a1", "b1", 60_000)
+    _assert_independent_draws(transit.delays[transit.duplicated], transit.copy_delays)
+    # and they match the scalar path's distribution of delays on the same link setup
+    scalar = world(access=Exponential(mean=0.001), zone=Exponential(mean=0.002))
+    draws = np.array([scalar.network.delay("a1", "b1") for _ in range(len(transit.copy_delays))])
+    _assert_independent_draws(draws, transit.copy_delays)
+
+
+def test_copies_get_the_nodes_added_latency_on_both_paths():
+    kernel = world()
+    net = kernel.network
+    net.faults_of("b1").duplication = 1.0
+    net.faults_of("b1").added.append(constant(1.5).sampler(np.random.default_rng(0)))
+    got = deliveries(kernel, [("a1", "b1")])
+    assert [t for _, _, t in got] == [
+        pytest.approx(CROSS_ZONE + 1.5, abs=1e-12),
+        pytest.approx(2 * (CROSS_ZONE + 1.5), abs=1e-12),
+    ]
+    transit = net.delays_many("a1", "b1", 5)
+    assert transit.duplicated.all()
+    np.testing.assert_allclose(transit.delays, CROSS_ZONE + 1.5, atol=1e-12)
+    np.testing.assert_allclose(transit.copy_delays, CROSS_ZONE + 1.5, atol=1e-12)
+
+
+def test_copies_are_held_back_by_reordering_like_any_message():
+    kernel = world()
+    faults = kernel.network.faults_of("b1")
+    faults.duplication, faults.reorder = 1.0, 1.0
+    transit = kernel.network.delays_many("a1", "b1", 2000)
+    assert np.mean(transit.copy_delays > CROSS_ZONE + 1e-9) > 0.99
+
+
+def test_vector_path_without_faults_and_under_partition():
+    kernel = world()
+    net = kernel.network
+    transit = net.delays_many("a1", "b1", 4)
+    np.testing.assert_allclose(transit.delays, CROSS_ZONE, atol=1e-12)
+    assert not transit.lost.any() and not transit.duplicated.any() and transit.copy_delays.size == 0
+    _set(net, "b1", duplication=1.0)
+    handle = net.partition(["a1"], ["b1"])
+    transit = net.delays_many("a1", "b1", 4)
+    assert transit.lost.all() and not transit.duplicated.any() and transit.copy_delays.size == 0
+    assert (net.dropped, net.duplicated) == (4, 0)  # nothing crosses a partition to be duplicated
+    net.heal(handle)
+    assert net.delays_many("a1", "b1", 4).duplicated.all()
+    assert net.duplicated == 4
+
+
+def test_vector_path_same_seed_same_transit():
+    def transit():
+        kernel = world(access=Exponential(mean=0.001))
+        _set(kernel.network, "b1", loss=0.3, duplication=0.2)
+        kernel.network.faults_of("a1").reorder = 0.1
+        return [kernel.network.delays_many("a1", "b1", 1000) for _ in range(3)]
+
+    for a, b in zip(transit(), transit(), strict=True):
+        for field in ("delays", "lost", "duplicated", "copy_delays"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
