@@ -25,6 +25,7 @@ from models.config import BrokerConfig
 from models.names import DEVICES, IOT_CORE, READING_COPIES, READINGS
 from models.ops import Publish
 from models.policies import KeyedRateLimiter
+from models.readings import DEVICE_ID, IS_COPY, Reading
 from sim.actor import Actor
 from sim.errors import ModelDefinitionError
 from sim.ledger import FinalState
@@ -128,7 +129,7 @@ class Broker(Actor):
     # -- readings ----------------------------------------------------------------------------
     def receive_readings(
         self,
-        records: Sequence[tuple[Any, ...]],
+        records: Sequence[Reading],
         arrivals: np.ndarray,
         devices: np.ndarray | None = None,
     ) -> None:
@@ -166,7 +167,7 @@ class Broker(Actor):
             stream.put_records(0, [records[i] for i in order.tolist()], visible[order].tolist())
             return
         if devices is None:
-            devices = np.fromiter((r[0] for r in records), dtype=np.int64, count=n)
+            devices = np.fromiter((r[DEVICE_ID] for r in records), dtype=np.int64, count=n)
         shard_of = devices[order] % shards
         by_shard = np.argsort(shard_of, kind="stable")
         order = order[by_shard]
@@ -179,8 +180,8 @@ class Broker(Actor):
                 stream.put_records(index, [records[i] for i in positions[start:end]], times[start:end])
             start = end
 
-    def _rule_failed(self, records: Sequence[tuple[Any, ...]], reason: str) -> None:
-        copies = sum(r[6] for r in records)
+    def _rule_failed(self, records: Sequence[Reading], reason: str) -> None:
+        copies = sum(r[IS_COPY] for r in records)
         ledger = self.kernel.ledger
         ledger.settle_count(READINGS, FinalState.DROPPED, reason, len(records) - copies)
         ledger.settle_count(READING_COPIES, FinalState.DROPPED, reason, copies)

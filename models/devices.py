@@ -19,23 +19,31 @@ command id it has already applied (device-level idempotency, part of the outbox 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from models.config import FleetConfig
-from models.names import POISON_INJECTED
+from models.names import DEVICES, IOT_CORE, METERS, POISON_INJECTED, READING_COPIES, READINGS
+from models.readings import DEVICE_ID, IS_COPY, Reading, as_copy, with_schema
 from sim.ledger import FinalState
 
 if TYPE_CHECKING:
     from models.broker import Broker
     from sim.kernel import Kernel
 
-__all__ = ["ControllableDevices", "MeterFleet"]
+__all__ = ["ControllableDevices", "MeterFleet", "Resend"]
 
-METERS = "meters"
-DEVICES = "devices"
-BROKER = "iot-core"
+BROKER = IOT_CORE
+
+
+class Resend(NamedTuple):
+    """A reading waiting in a meter's MQTT client to be published again."""
+
+    at: float
+    reading: Reading
+    attempt: int
 
 
 class MeterFleet:
@@ -56,7 +64,7 @@ class MeterFleet:
         versions = sorted(config.schema_versions)
         shares = np.asarray([config.schema_versions[v] for v in versions], dtype=float)
         self.schema = np.asarray(versions)[rng.choice(len(versions), size=n, p=shares / shares.sum())]
-        self.retries: list[tuple[float, tuple[Any, ...], int]] = []
+        self.retries: list[Resend] = []
         self.emitted = 0
         self.copies = 0
         self.given_up = 0
@@ -81,7 +89,7 @@ class MeterFleet:
 
     def _readings(
         self, devices: np.ndarray, times: np.ndarray, rng: np.random.Generator | None = None
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[Reading]:
         rng = self.rng if rng is None else rng
         n = len(devices)
         power = self.base_power[devices] * rng.uniform(0.8, 1.2, n)
@@ -89,6 +97,7 @@ class MeterFleet:
         if self.config.corrupt_fraction:
             power = np.where(rng.random(n) < self.config.corrupt_fraction, -999_999.0, power)
         current = np.abs(power) / voltage
+        # Plain tuples in the field order of models.readings (zip builds them fastest).
         return list(
             zip(
                 devices.tolist(),
@@ -98,6 +107,7 @@ class MeterFleet:
                 current.tolist(),
                 self.schema[devices].tolist(),
                 [0] * n,
+                strict=True,
             )
         )
 
@@ -105,13 +115,13 @@ class MeterFleet:
         order = np.argsort(times, kind="stable")
         devices, times = devices[order], times[order]
         records = self._readings(devices, times)
-        self.kernel.ledger.enter("readings", len(records))
+        self.kernel.ledger.enter(READINGS, len(records))
         self.emitted += len(records)
         self._publish(records, times, [0] * len(records), devices)
 
     def _publish(
         self,
-        records: list[tuple[Any, ...]],
+        records: list[Reading],
         times: np.ndarray,
         attempts: list[int],
         devices: np.ndarray | None = None,
@@ -143,7 +153,7 @@ class MeterFleet:
         ack_lost = network.delays_many(BROKER, METERS, n).lost
         ack_lost &= ~lost
         if devices is None:
-            devices = np.fromiter((r[0] for r in records), dtype=np.int64, count=n)
+            devices = np.fromiter((r[DEVICE_ID] for r in records), dtype=np.int64, count=n)
         any_lost = bool(lost.any())
         if not any_lost:
             self.broker.receive_readings(records, arrivals, devices)
@@ -154,7 +164,7 @@ class MeterFleet:
                 self.broker.receive_readings(accepted, arrivals[delivered], devices[delivered])
         extra = np.nonzero(duplicated)[0]
         if extra.size:
-            copies = [records[i][:6] + (1,) for i in extra.tolist()]
+            copies = [as_copy(records[i]) for i in extra.tolist()]
             self._enter_copies(len(copies))
             self.broker.receive_readings(copies, arrivals[extra] + copy_delays, devices[extra])
         if not any_lost and not ack_lost.any():
@@ -164,27 +174,27 @@ class MeterFleet:
         for i in np.nonzero(lost | ack_lost)[0].tolist():
             record = records[i]
             if ack_lost[i]:
-                record = record[:6] + (1,)  # the original arrived; what is resent is a copy
+                record = as_copy(record)  # the original arrived; what is resent is a copy
                 self._enter_copies(1)
             attempt = attempts[i] + 1
             if attempt > limit:
                 self.given_up += 1
-                kind = "reading_copies" if record[6] else "readings"
+                kind = READING_COPIES if record[IS_COPY] else READINGS
                 self.kernel.ledger.settle_count(kind, FinalState.DROPPED, "publish_gave_up")
                 continue
-            self.retries.append((float(times[i]) + retry_at, record, attempt))
+            self.retries.append(Resend(float(times[i]) + retry_at, record, attempt))
 
     def _enter_copies(self, n: int) -> None:
         self.copies += n
-        self.kernel.ledger.enter("reading_copies", n)
+        self.kernel.ledger.enter(READING_COPIES, n)
 
     def _resend(self, horizon: float) -> None:
-        due = [item for item in self.retries if item[0] < horizon]
+        due = [item for item in self.retries if item.at < horizon]
         if not due:
             return
-        self.retries = [item for item in self.retries if item[0] >= horizon]
-        due.sort(key=_first)
-        self._publish([r for _, r, _ in due], np.asarray([t for t, _, _ in due]), [a for _, _, a in due])
+        self.retries = [item for item in self.retries if item.at >= horizon]
+        due.sort(key=_resend_time)
+        self._publish([r.reading for r in due], np.asarray([r.at for r in due]), [r.attempt for r in due])
 
     # -- faults ------------------------------------------------------------------------------
     def emit_poison(self, count: int, schema_version: int) -> None:
@@ -193,17 +203,17 @@ class MeterFleet:
         meters = self.config.meters
         devices = self._poison_rng.choice(meters, size=count, replace=count > meters)
         readings = self._readings(devices, np.full(count, now), self._poison_rng)
-        records = [r[:5] + (schema_version, 0) for r in readings]
-        self.kernel.ledger.enter("readings", len(records))
+        records = [with_schema(r, schema_version) for r in readings]
+        self.kernel.ledger.enter(READINGS, len(records))
         self.emitted += len(records)
         self.kernel.metrics.inc(POISON_INJECTED, len(records))
         self._publish(records, np.full(len(records), now), [0] * len(records))
 
     def inventory(self) -> dict[str, int]:
         """Readings waiting in the meters' resend queues."""
-        counts = {"readings": 0, "reading_copies": 0}
+        counts = {READINGS: 0, READING_COPIES: 0}
         for _, record, _ in self.retries:
-            counts["reading_copies" if record[6] else "readings"] += 1
+            counts[READING_COPIES if record[IS_COPY] else READINGS] += 1
         return counts
 
     def stats(self) -> dict[str, int]:
@@ -257,5 +267,4 @@ class ControllableDevices:
         }
 
 
-def _first(item: tuple[Any, ...]) -> Any:
-    return item[0]
+_resend_time = attrgetter("at")

@@ -29,6 +29,7 @@ from models.logic.ingest import IngestSettings, PoisonRecord, process_records
 from models.names import INGEST, KINESIS, READING_COPIES, READINGS
 from models.ops import Checkpoint, GetRecords
 from models.policies.dedup import DedupWindow
+from models.readings import IS_COPY, Reading
 from models.settings import settings_from
 from sim.actor import Actor
 from sim.ledger import FinalState
@@ -64,9 +65,7 @@ class IngestConsumer(Actor):
         shards = len(stream.shards)
         self.settled_upto = [0] * shards
         self.processed_upto = [0] * shards  # twin bookkeeping, survives crashes: spots redelivery
-        self._pending: list[list[tuple[int, list[tuple[Any, ...]], list[tuple[str, str]]]]] = [
-            [] for _ in range(shards)
-        ]
+        self._pending: list[list[tuple[int, list[Reading], list[tuple[str, str]]]]] = [[] for _ in range(shards)]
         self.batches = 0
         self.poison_crashes = 0
         self.failed_batches = 0
@@ -163,7 +162,7 @@ class IngestConsumer(Actor):
 
 
 def _tally(
-    records: list[tuple[Any, ...]], fates: list[tuple[str, str]], start: int, stop: int
+    records: list[Reading], fates: list[tuple[str, str]], start: int, stop: int
 ) -> dict[tuple[Any, tuple[str, str]], int]:
     """How many of ``records[start:stop]`` have each (copy flag, fate) pair.
 
@@ -176,7 +175,7 @@ def _tally(
         if copies:
             tally[(1, fates[0])] = copies
         return tally
-    return Counter(zip((r[6] for r in records[start:stop]), fates[start:stop], strict=True))
+    return Counter(zip((r[IS_COPY] for r in records[start:stop]), fates[start:stop], strict=True))
 
 
-_copy_flag = itemgetter(6)
+_copy_flag = itemgetter(IS_COPY)

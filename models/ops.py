@@ -9,9 +9,11 @@ GetRecords/checkpoints through boto3/KCL, HTTP through an HTTP client.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.readings import Reading
 from sim.ops import Operation
 
 __all__ = [
@@ -85,7 +87,7 @@ class BulkInsert(Operation):
 
     target: str
     table: str
-    rows: list[tuple[Any, ...]]
+    rows: Sequence[Reading]
     on_conflict_do_nothing: bool = False
     timeout: float | None = None
 

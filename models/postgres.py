@@ -21,6 +21,7 @@ import numpy as np
 from models.config import PostgresConfig
 from models.names import READING_END_TO_END, READINGS_STORED
 from models.ops import BulkInsert, Insert, Select, Update
+from models.readings import DEVICE_ID, POWER_WATTS, TIME, VOLTAGE
 from sim.actor import Actor
 from sim.ops import Operation, Rejected
 
@@ -322,7 +323,7 @@ class Postgres(Actor):
         return figures
 
 
-_device = itemgetter(0)
-_time = itemgetter(1)
-_power = itemgetter(2)
-_voltage = itemgetter(3)
+_device = itemgetter(DEVICE_ID)
+_time = itemgetter(TIME)
+_power = itemgetter(POWER_WATTS)
+_voltage = itemgetter(VOLTAGE)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from models.config import StreamConfig
 from models.names import KINESIS, READING_COPIES, READINGS, STREAM_ITERATOR_AGE, STREAM_MAX_ITERATOR_AGE
 from models.ops import Checkpoint, GetRecords
+from models.readings import IS_COPY, Reading
 from sim.actor import Actor
 from sim.ledger import FinalState
 from sim.ops import Operation, Rejected
@@ -39,7 +40,7 @@ class RecordBatch:
 
     shard: int
     first: int
-    records: list[tuple[Any, ...]]
+    records: list[Reading]
     arrivals: list[float]
     behind_s: float
 
@@ -50,7 +51,7 @@ class _Shard:
     def __init__(self) -> None:
         self.base = 1  # sequence number of records[0]
         self.visible: list[float] = []
-        self.records: list[tuple[Any, ...]] = []
+        self.records: list[Reading] = []
         self.checkpoint = 0
         self.window_second = -1
         self.window_count = 0
@@ -77,7 +78,7 @@ class Stream(Actor):
         """Partition key -> shard (the device id is the partition key)."""
         return device_id % len(self.shards)
 
-    def put_records(self, shard_index: int, records: Sequence[tuple[Any, ...]], visible: Sequence[float]) -> int:
+    def put_records(self, shard_index: int, records: Sequence[Reading], visible: Sequence[float]) -> int:
         """Append records (sorted by ``visible``) to one shard; returns how many were throttled.
 
         The per-shard limit is counted per whole second of arrival time.  When the batch
@@ -109,7 +110,7 @@ class Stream(Actor):
         self.accepted += n
         return 0
 
-    def _put_throttled(self, shard: _Shard, records: Sequence[tuple[Any, ...]], visible: Sequence[float]) -> int:
+    def _put_throttled(self, shard: _Shard, records: Sequence[Reading], visible: Sequence[float]) -> int:
         """:meth:`put_records` one record at a time, for batches that may meet the limit."""
         limit = self.config.write_limit_per_shard
         last = shard.visible[-1] if shard.visible else 0.0
@@ -122,7 +123,7 @@ class Stream(Actor):
                 shard.window_count = 0
             if shard.window_count >= limit:
                 throttled += 1
-                throttled_copies += 1 if record[6] else 0
+                throttled_copies += record[IS_COPY]
                 continue
             shard.window_count += 1
             if at < last:
@@ -181,7 +182,7 @@ class Stream(Actor):
         for shard, upto in zip(self.shards, settled_upto, strict=True):
             start = max(0, upto + 1 - shard.base)
             for record in shard.records[start:]:
-                counts[READING_COPIES if record[6] else READINGS] += 1
+                counts[READING_COPIES if record[IS_COPY] else READINGS] += 1
         return counts
 
     def stats(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ def test_meter_fleet_copies_arrive_their_own_delay_after_the_original(monkeypatc
     aligned through the compact ``copy_delays`` even when the broker rejects some publishes."""
     from models.config import FleetConfig
     from models.devices import BROKER, METERS, MeterFleet
+    from models.readings import DEVICE_ID, IS_COPY, reading
     from sim.network import Transit
 
     class Broker:
@@ -45,12 +46,35 @@ def test_meter_fleet_copies_arrive_their_own_delay_after_the_original(monkeypatc
 
     monkeypatch.setattr(kernel.network, "delays_many", fake)
     n = 12
-    records = [(i, float(i), 1.0, 230.0, 1.0, 2, 0) for i in range(n)]
+    records = [reading(i, float(i), 1.0, 230.0, 1.0, 2) for i in range(n)]
     fleet._publish(records, np.arange(n, dtype=float), [0] * n, np.arange(n))
-    originals = {r[0]: t for r, t in broker.got if r[6] == 0}
-    copies = {r[0]: t for r, t in broker.got if r[6] == 1}
+    originals = {r[DEVICE_ID]: t for r, t in broker.got if not r[IS_COPY]}
+    copies = {r[DEVICE_ID]: t for r, t in broker.got if r[IS_COPY]}
     assert sorted(originals) == [i for i in range(n) if i % 4]
     assert sorted(copies) == [i for i in range(n) if i % 4 == 2]  # duplicated and not rejected
     for i, arrival in copies.items():
         assert originals[i] == pytest.approx(i + 0.01)
         assert arrival == pytest.approx(originals[i] + 100.0 + i // 2)  # its own delay, not the original's
+
+
+def test_reading_fields_are_named_in_order() -> None:
+    from models import readings
+
+    positions = [getattr(readings, name.upper()) for name in readings.FIELDS]
+    assert positions == list(range(len(readings.FIELDS)))
+    item = readings.reading(7, 1.5, 500.0, 230.0, 2.2, 2)
+    assert readings.as_dict(readings.as_copy(item)) == {
+        "device_id": 7, "time": 1.5, "power_watts": 500.0, "voltage": 230.0, "current": 2.2,
+        "schema_version": 2, "is_copy": 1,
+    }  # fmt: skip
+    assert readings.with_schema(item, 99)[readings.SCHEMA_VERSION] == 99
+
+
+def test_no_module_reads_a_reading_by_a_bare_position() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "models"
+    pattern = re.compile(r"\b(r|record|reading|row)\[[0-6]\]|itemgetter\([0-6]\)")
+    offenders = [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []

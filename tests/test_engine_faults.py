@@ -270,7 +270,9 @@ def test_model_kind_is_started_through_its_component():
 def test_model_kind_undone_at_window_end():
     kernel, _ = setup()
     producer = Producer(kernel)
-    FaultTimeline(kernel, faults({"kind": "brownout", "target": "meter-fleet", "at": 1, "for": 4}), {"meter-fleet": producer})
+    FaultTimeline(
+        kernel, faults({"kind": "brownout", "target": "meter-fleet", "at": 1, "for": 4}), {"meter-fleet": producer}
+    )
     kernel.run(10)
     assert [t for t, _ in producer.injected] == [1.0]
     assert producer.ended == [5.0]
@@ -289,7 +291,9 @@ class Master:
 def test_generic_crash_reaches_a_crashable_component():
     kernel, db = setup()
     master = Master()
-    FaultTimeline(kernel, faults({"kind": "crash", "target": "cache-1", "at": 1, "restart_after": 7}), {"cache-1": master})
+    FaultTimeline(
+        kernel, faults({"kind": "crash", "target": "cache-1", "at": 1, "restart_after": 7}), {"cache-1": master}
+    )
     kernel.run(2)
     assert master.crashed == [7.0]
     assert db.up

@@ -28,6 +28,7 @@ from models.ops import (
 )
 from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter
 from models.policies.dedup import DedupWindow
+from models.readings import as_copy, reading
 from sim.driver import run_direct
 from sim.ops import Operation, OperationTimeout, Rejected, Unavailable
 
@@ -183,9 +184,9 @@ def _ingest_settings(**changes: Any) -> IngestSettings:
     return IngestSettings(**{**base, **changes})
 
 
-GOOD = (1, 10.0, 500.0, 230.0, 2.2, 2, 0)
-CORRUPT = (2, 10.0, -999_999.0, 230.0, 4347.8, 2, 0)
-POISON = (3, 10.0, 500.0, 230.0, 2.2, 99, 0)
+GOOD = reading(1, 10.0, 500.0, 230.0, 2.2, 2)
+CORRUPT = reading(2, 10.0, -999_999.0, 230.0, 4347.8, 2)
+POISON = reading(3, 10.0, 500.0, 230.0, 2.2, 99)
 
 
 def _db(op: Operation) -> Any:
@@ -208,7 +209,7 @@ def test_as_designed_ingest_stores_corrupt_values_and_crashes_on_poison() -> Non
 
 def test_countermeasures_validate_dedupe_and_dead_letter() -> None:
     spec = _ingest_settings(validate_readings=True, dead_letter=True)
-    records = [GOOD, CORRUPT, POISON, GOOD[:6] + (1,)]
+    records = [GOOD, CORRUPT, POISON, as_copy(GOOD)]
     outcome, _ = run_direct(process_records(spec, records, DedupWindow(600)), _db)
     assert outcome.fates == [
         ("stored", ""),

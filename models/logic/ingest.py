@@ -1,8 +1,9 @@
 """The ingest record processor: stream records -> TimescaleDB rows + Redis device state.
 
-A record is a tuple ``(device_id, time, power_watts, voltage, current, schema_version,
-copy)``; ``copy`` marks an extra copy made by an MQTT resend or a duplicating network
-(the twin's bookkeeping, invisible to the logic).
+A record is a reading (:mod:`models.readings`).  Its ``is_copy`` bit (an extra copy made
+by an MQTT resend or a duplicating network) is the twin's bookkeeping: the processor only
+carries it into the fates it reports, so the twin's ledger can count duplicate rows; no
+decision of the system depends on it.
 
 As designed (findings C5, S2) the processor decodes and stores every record: no schema or
 range validation, no deduplication, and a record it cannot decode raises
@@ -19,18 +20,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
 
 from models.names import DB_PRIMARY, DLQ, READINGS, REDIS
 from models.ops import BulkInsert, RedisPipeline, SendMessage
 from models.policies.dedup import DedupWindow
+from models.readings import (
+    CURRENT,
+    DEVICE_ID,
+    IS_COPY,
+    POWER_WATTS,
+    SCHEMA_VERSION,
+    TIME,
+    VOLTAGE,
+    Reading,
+)
 from sim.ops import Logic, Now, OpError
 
 __all__ = ["BatchOutcome", "IngestSettings", "PoisonRecord", "process_records"]
 
 PRIMARY = DB_PRIMARY
 
-Record = tuple[Any, ...]
+Record = Reading
 
 
 class PoisonRecord(Exception):
@@ -71,21 +81,21 @@ class BatchOutcome:
 
 def decode(record: Record, supported: frozenset[int]) -> Record:
     """Deserialise a record; raises :class:`PoisonRecord` for an unsupported schema."""
-    if record[5] not in supported:
-        raise PoisonRecord(f"unsupported schema_version {record[5]}")
+    if record[SCHEMA_VERSION] not in supported:
+        raise PoisonRecord(f"unsupported schema_version {record[SCHEMA_VERSION]}")
     return record
 
 
 def in_range(record: Record, settings: IngestSettings) -> bool:
     """The review's range checks: power 0-10 kW, voltage 100-250 V, current 0-100 A."""
     low, high = settings.power_range
-    if not low <= record[2] <= high:
+    if not low <= record[POWER_WATTS] <= high:
         return False
     low, high = settings.voltage_range
-    if not low <= record[3] <= high:
+    if not low <= record[VOLTAGE] <= high:
         return False
     low, high = settings.current_range
-    return bool(low <= record[4] <= high)
+    return bool(low <= record[CURRENT] <= high)
 
 
 def process_records(
@@ -107,8 +117,10 @@ def process_records(
     if dedup is None and not settings.validate_readings and supported.issuperset(map(_schema, records)):
         rows = list(records)
         positions = None
-        fates = [DUPLICATE_ROW if r[6] else STORED for r in rows] if any(map(_copy, rows)) else [STORED] * len(rows)
-        latest = {r[0]: r for r in rows}
+        fates = (
+            [DUPLICATE_ROW if r[IS_COPY] else STORED for r in rows] if any(map(_copy, rows)) else [STORED] * len(rows)
+        )
+        latest = {r[DEVICE_ID]: r for r in rows}
     else:
         fates, rows, positions, latest = [], [], [], {}
         for record in records:
@@ -125,13 +137,13 @@ def process_records(
                 anomalies.append(record)
                 fates.append(ANOMALY)
                 continue
-            if dedup is not None and dedup.seen((record[0], record[1]), now):
+            if dedup is not None and dedup.seen((record[DEVICE_ID], record[TIME]), now):
                 fates.append(DEDUPLICATED)
                 continue
             positions.append(len(fates))
-            fates.append(DUPLICATE_ROW if record[6] else STORED)
+            fates.append(DUPLICATE_ROW if record[IS_COPY] else STORED)
             rows.append(record)
-            latest[record[0]] = record
+            latest[record[DEVICE_ID]] = record
     outcome = BatchOutcome(fates)
     if anomalies:
         yield BulkInsert(PRIMARY, "anomalies", anomalies, timeout=settings.db_timeout)
@@ -146,7 +158,7 @@ def process_records(
         for position in result["conflicts"]:  # rows skipped by ON CONFLICT DO NOTHING (RETURNING tells)
             fates[position if positions is None else positions[position]] = CONFLICT
         keys = _DEVICE_KEYS
-        commands = [("HSET", keys[device], (r[1], r[2])) for device, r in latest.items()]
+        commands = [("HSET", keys[device], (r[TIME], r[POWER_WATTS])) for device, r in latest.items()]
         try:
             yield RedisPipeline(REDIS, commands, timeout=settings.redis_timeout)
         except OpError:
@@ -163,5 +175,5 @@ class _DeviceKeys(dict[int, str]):
 
 
 _DEVICE_KEYS = _DeviceKeys()
-_schema = itemgetter(5)
-_copy = itemgetter(6)
+_schema = itemgetter(SCHEMA_VERSION)
+_copy = itemgetter(IS_COPY)
