@@ -66,7 +66,7 @@ class Broker(Actor):
 
     # -- commands ----------------------------------------------------------------------------
     def handle(self, op: Operation, origin: str) -> Any:
-        if type(op) is not Publish:
+        if not isinstance(op, Publish):
             raise Rejected("unsupported", f"iot-core does not handle {op.name}")
         if not self.connections.try_take(origin, self.kernel.now):
             self.throttled += 1

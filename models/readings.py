@@ -43,11 +43,12 @@ VOLTAGE: Final = 3
 CURRENT: Final = 4
 SCHEMA_VERSION: Final = 5
 IS_COPY: Final = 6
-"""Positions of the fields (``Final``, so the type checker knows each field's type).  ``TIME`` is when the meter took the reading (with ``DEVICE_ID``
-the key of deduplication); ``SCHEMA_VERSION`` is the firmware's payload format (a consumer
-that cannot decode it meets a poison record); ``IS_COPY`` is 1 for an extra copy made by an
-MQTT resend or a duplicating network: the twin's ledger needs it, and no decision of the
-system's logic may depend on it (a real consumer cannot see it)."""
+"""Positions of the fields (``Final``, so the type checker knows each field's type).
+``TIME`` is when the meter took the reading (with ``DEVICE_ID`` the key of deduplication);
+``SCHEMA_VERSION`` is the firmware's payload format (a consumer that cannot decode it meets
+a poison record); ``IS_COPY`` is 1 for an extra copy made by an MQTT resend or a
+duplicating network: the twin's ledger needs it, and no decision of the system's logic may
+depend on it (a real consumer cannot see it)."""
 
 
 def reading(

@@ -60,7 +60,7 @@ class RedisCluster(Actor):
         return self.masters[zlib.crc32(key.encode()) % len(self.masters)]
 
     def handle(self, op: Operation, origin: str) -> Any:
-        if type(op) is not RedisPipeline:
+        if not isinstance(op, RedisPipeline):
             raise Rejected("unsupported", f"redis does not handle {op.name}")
         now = self.kernel.now
         if any(m.available_from > now for m in self.masters):  # only a failover makes slots matter

@@ -32,7 +32,7 @@ class HttpService(Actor):
     """An actor that serves HTTP requests with logic returned by :meth:`serve`."""
 
     def handle(self, op: Operation, origin: str) -> Any:
-        if type(op) is not HttpRequest:
+        if not isinstance(op, HttpRequest):
             raise Rejected("unsupported", f"{self.name} does not handle {op.name}")
         return self.serve(op)
 
@@ -151,7 +151,7 @@ class DeadLetterQueue(Actor):
         self.first: list[dict[str, Any]] = []
 
     def handle(self, op: Operation, origin: str) -> Any:
-        if type(op) is not SendMessage:
+        if not isinstance(op, SendMessage):
             raise Rejected("unsupported", f"dlq does not handle {op.name}")
         self.depth += 1
         if len(self.first) < 10:

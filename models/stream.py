@@ -139,10 +139,11 @@ class Stream(Actor):
         return throttled
 
     def handle(self, op: Operation, origin: str) -> Any:
-        if type(op) is GetRecords:
-            return self._get(op)
-        if type(op) is Checkpoint:
-            return self._checkpoint(op)
+        match op:
+            case GetRecords():
+                return self._get(op)
+            case Checkpoint():
+                return self._checkpoint(op)
         raise Rejected("unsupported", f"kinesis does not handle {op.name}")
 
     def _get(self, op: GetRecords) -> RecordBatch:
