@@ -125,7 +125,7 @@ def run_relay(hours: float, meters: int, readings: int) -> dict[str, Any]:
                 times = next_emit[due]
                 next_emit[due] = times + PERIOD
                 order = np.argsort(times, kind="stable")
-                for device, at in zip(due[order].tolist()[:left], times[order].tolist()):
+                for device, at in zip(due[order].tolist()[:left], times[order].tolist()[:left], strict=True):
                     first.put((device, at))
                 left -= min(left, len(due))
             yield env.timeout(TICK)

@@ -52,9 +52,9 @@ def test_tracked_double_settle_is_a_violated_invariant():
 def test_tracked_misuse_raises():
     ledger = Ledger()
     ledger.track("command", 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^command 1 is already tracked$"):
         ledger.track("command", 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^in_flight is not a final state one can settle into$"):
         ledger.settle("command", 1, FinalState.IN_FLIGHT)
 
 
@@ -103,7 +103,7 @@ def test_counted_settled_without_entering_breaks_conservation():
 
 
 def test_counted_settle_in_flight_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^in_flight is not a final state one can settle into$"):
         Ledger().settle_count("reading", FinalState.IN_FLIGHT, n=1)
 
 

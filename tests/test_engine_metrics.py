@@ -361,7 +361,7 @@ def test_metrics_registry():
 def test_undeclared_or_mistyped_metric_is_a_model_error():
     metrics = Metrics()
     metrics.declare(MetricSpec("stream.iterator_age_s", "histogram", "s"), MetricSpec("dashboard.errors", "sum"))
-    with pytest.raises(ModelDefinitionError, match="did you mean 'stream.iterator_age_s'"):
+    with pytest.raises(ModelDefinitionError, match=r"did you mean 'stream\.iterator_age_s'"):
         metrics.histogram("stream.iterator_age")
     with pytest.raises(ModelDefinitionError, match="declared as a histogram"):
         metrics.timeseries("stream.iterator_age_s")
@@ -381,5 +381,5 @@ def test_a_misspelt_metric_fails_the_twin_build(monkeypatch):
     from tests.conftest import scenario
 
     monkeypatch.setattr(models.postgres, "READING_END_TO_END", "readings.end_to_ends")
-    with pytest.raises(ModelDefinitionError, match="readings.end_to_ends"):
+    with pytest.raises(ModelDefinitionError, match=r"readings\.end_to_ends"):
         build(scenario("baseline"), seed=1)

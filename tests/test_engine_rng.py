@@ -69,5 +69,5 @@ def test_streams_are_stable_across_processes():
 
 
 def test_negative_seed_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^seed must be >= 0 \(got -1\)$"):
         RandomStreams(-1)

@@ -71,10 +71,10 @@ class FakeBackend:
 
 
 def settings(**changes: Any) -> CommandSettings:
-    base = dict(
-        outbox=False, idempotency_keys=False, db_timeout=None, mqtt_timeout=None, redis_timeout=None,
-        relay_batch=10, relay_interval=1.0, relay_max_attempts=3,
-    )  # fmt: skip
+    base = {
+        "outbox": False, "idempotency_keys": False, "db_timeout": None, "mqtt_timeout": None, "redis_timeout": None,
+        "relay_batch": 10, "relay_interval": 1.0, "relay_max_attempts": 3,
+    }  # fmt: skip
     return CommandSettings(**{**base, **changes})
 
 
@@ -176,11 +176,11 @@ def test_gateway_rate_limits_per_user_and_maps_upstream_errors() -> None:
 
 
 def _ingest_settings(**changes: Any) -> IngestSettings:
-    base = dict(
-        supported_schema_versions=frozenset({2}), validate_readings=False, dead_letter=False, max_attempts=3,
-        on_conflict_do_nothing=False, db_timeout=None, redis_timeout=None,
-        power_range=(0.0, 10_000.0), voltage_range=(100.0, 250.0), current_range=(0.0, 100.0),
-    )  # fmt: skip
+    base = {
+        "supported_schema_versions": frozenset({2}), "validate_readings": False, "dead_letter": False,
+        "max_attempts": 3, "on_conflict_do_nothing": False, "db_timeout": None, "redis_timeout": None,
+        "power_range": (0.0, 10_000.0), "voltage_range": (100.0, 250.0), "current_range": (0.0, 100.0),
+    }  # fmt: skip
     return IngestSettings(**{**base, **changes})
 
 
