@@ -45,7 +45,8 @@ from models.services import AnalyticsEngine, ApiGateway, DeadLetterQueue, Device
 from models.stream import Stream
 from models.workload import DashboardUsers, MobileUsers
 from sim.faults import ACTOR_FAULTS, NODE_FAULTS, FaultTimeline
-from sim.kernel import Kernel
+from sim.kernel import Kernel, Progress
+from sim.twin import Estimate
 
 __all__ = ["TWIN", "SmartHomeTwin", "World", "build"]
 
@@ -214,10 +215,16 @@ class SmartHomeTwin:
             )
         return problems
 
-    def run(self, scenario: Scenario, seed: int) -> dict[str, Any]:
+    def estimate(self, scenario: Scenario) -> Estimate:
+        """What running ``scenario`` would cost (events, memory, wall time) and what drives it."""
+        from models.cost import estimate
+
+        return estimate(scenario)
+
+    def run(self, scenario: Scenario, seed: int, progress: Progress | None = None) -> dict[str, Any]:
         """Simulate ``scenario`` and return the result body."""
         world = build(scenario, seed)
-        world.kernel.run(until=scenario.duration)
+        world.kernel.run(until=scenario.duration, progress=progress)
         from models.results import summarise
 
         return summarise(world)

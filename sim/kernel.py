@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from sim.actor import Actor
     from sim.driver import Driver
 
-__all__ = ["Kernel"]
+__all__ = ["Kernel", "Progress"]
+
+Progress = Callable[[float, int], None]
+"""Told, now and then during a run, the simulated seconds reached and the events so far."""
 
 DEFAULT_LINKS: dict[str, Distribution] = {
     "access": constant("0.2ms"),
@@ -84,8 +87,23 @@ class Kernel:
         self.actors[actor.name] = actor
         self.network.add_node(actor.name, zone=zone, region=region)
 
-    def run(self, until: float) -> None:
-        """Advance simulated time to ``until`` seconds."""
+    def run(self, until: float, progress: Progress | None = None, steps: int = 200) -> None:
+        """Advance simulated time to ``until`` seconds.
+
+        With ``progress``, the run goes in ``steps`` equal slices and ``progress(now, events)``
+        is called after each; stopping between slices changes no result.
+        """
+        if progress is None:
+            self._run_to(until)
+            return
+        start = self.env.now
+        for step in range(1, steps + 1):
+            target = start + (until - start) * step / steps
+            if target > self.env.now:
+                self._run_to(target)
+            progress(self.env.now, self.events_processed)
+
+    def _run_to(self, until: float) -> None:
         # simpy takes two event ids per run: the stop event at ``until``, and the event it
         # was processing when it stopped, rescheduled for the next run.  Neither is model work.
         self._event_ids_read += 2

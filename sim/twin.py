@@ -7,16 +7,38 @@ experiment helpers look it up by name with :func:`load_twin`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
 from sim.errors import SimError
 
-__all__ = ["ENTRY_POINT_GROUP", "Twin", "load_twin"]
+if TYPE_CHECKING:
+    from sim.kernel import Progress
+
+__all__ = ["ENTRY_POINT_GROUP", "Estimate", "Twin", "load_twin"]
 
 ENTRY_POINT_GROUP = "hems_twin.twins"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A run's cost, estimated before it starts, so one that cannot fit is refused early.
+
+    Rough by nature (within a factor of two or so): what matters is the order of magnitude.
+    ``driver`` names the scenario field that contributes most, the one a user would change.
+    """
+
+    events: float
+    """simpy events the run would schedule"""
+    memory_bytes: float
+    """peak resident memory"""
+    wall_s: float
+    """wall-clock seconds on one core of this class of machine"""
+    driver: str
+    """the scenario field that dominates the cost, as ``section.field``"""
 
 
 class Twin(Protocol):
@@ -28,8 +50,14 @@ class Twin(Protocol):
     def check(self, scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
         """Semantic problems pydantic cannot see (unknown fault targets), as (field path, message)."""
 
-    def run(self, scenario: Any, seed: int) -> dict[str, Any]:
-        """Simulate ``scenario`` with ``seed``; returns the result body (plain, JSON-ready data)."""
+    def estimate(self, scenario: Any) -> Estimate:
+        """What running ``scenario`` would cost, worked out from the scenario alone."""
+
+    def run(self, scenario: Any, seed: int, progress: Progress | None = None) -> dict[str, Any]:
+        """Simulate ``scenario`` with ``seed``; returns the result body (plain, JSON-ready data).
+
+        ``progress`` is told the simulated time reached and the events so far, now and then.
+        """
 
 
 def load_twin(name: str | None = None) -> Twin:

@@ -1,0 +1,75 @@
+"""What a smart-home scenario will cost to run, worked out before it runs.
+
+The figures come from the scenario alone and are calibrated on the fleet benchmark
+(``benchmarks/fleet.py``: 10,000 meters for an hour schedule about 340,000 simpy events,
+handle 3.6 M readings in about 17 s and peak at about 112 MiB).  They are rough -- right
+within a factor of two or so -- which is enough to refuse, before it starts, a run that
+would take days or more memory than the machine has, and to say which field to change.
+"""
+
+from __future__ import annotations
+
+from models.config import Scenario
+from sim.twin import Estimate
+
+__all__ = ["estimate"]
+
+BASE_MEMORY = 100 * 2**20
+"""The interpreter with numpy, scipy, networkx and pydantic loaded."""
+SECONDS_PER_EVENT = 5e-6
+"""Wall time of one simpy event with the work it carries (about 200,000 per second)."""
+SECONDS_PER_READING = 4.2e-6
+"""Wall time per reading on the fleet path, where readings travel as batches, not events."""
+EVENTS_PER_REQUEST = 70
+"""simpy events of one command or dashboard request across its hops and retries."""
+BYTES_PER_METER = 2048
+"""Per-meter arrays: schedule, firmware, totals and the duplicate-key window."""
+BYTES_PER_READING_IN_FLIGHT = 250
+"""A reading waiting in the stream or a resend queue (a tuple of seven numbers)."""
+BYTES_PER_COMMAND = 1500
+"""A tracked command: ledger entry, database row, app result, shadow and span data."""
+BYTES_PER_SERIES_BUCKET = 100
+"""One per-interval bucket of one time series."""
+SERIES = 9
+"""Per-interval time series a run records (see models.names.METRICS)."""
+
+
+def estimate(scenario: Scenario) -> Estimate:
+    """The events, peak memory and wall time of running ``scenario``, and what drives them."""
+    duration = scenario.duration
+    fleet, workload = scenario.fleet, scenario.workload
+    readings_per_s = fleet.meters / fleet.report_every if fleet.meters else 0.0
+    requests_per_s = (
+        workload.mobile_users * workload.commands_per_user_per_hour * (1 + workload.app_retries)
+        + workload.dashboard_users * workload.queries_per_user_per_hour
+    ) / 3600.0
+    polls_per_s = scenario.stream.shards / scenario.ingest.poll_interval
+    ticks_per_s = 1.0 / fleet.tick if fleet.meters else 0.0
+    relay_per_s = 1.0 / scenario.device_manager.relay_interval if scenario.device_manager.outbox else 0.0
+    events_per_s = {
+        "fleet.tick": ticks_per_s,
+        "stream.shards": polls_per_s * 6,
+        "workload": requests_per_s * EVENTS_PER_REQUEST,
+        "device_manager.relay_interval": relay_per_s * 5,
+    }
+    events = duration * sum(events_per_s.values()) + len(scenario.faults) * 4
+    readings = duration * readings_per_s
+    wall = {name: duration * rate * SECONDS_PER_EVENT for name, rate in events_per_s.items()}
+    wall["fleet.meters"] = readings * SECONDS_PER_READING
+    in_flight = readings_per_s * (scenario.ingest.checkpoint_every + scenario.ingest.poll_interval + 60.0)
+    memory = {
+        "fleet.meters": fleet.meters * BYTES_PER_METER + in_flight * BYTES_PER_READING_IN_FLIGHT,
+        "workload": duration * workload.mobile_users * workload.commands_per_user_per_hour / 3600 * BYTES_PER_COMMAND,
+        "metrics_interval": duration / scenario.metrics_interval * SERIES * BYTES_PER_SERIES_BUCKET,
+        "keep_spans": scenario.keep_spans * 200.0,
+    }
+    # The field to change: the largest share, an hour of wall time weighing as a GiB of memory.
+    shares = [(field, seconds / 3600.0) for field, seconds in wall.items()]
+    shares += [(field, size / 2**30) for field, size in memory.items()]
+    driver = max(shares, key=lambda share: share[1])[0]
+    return Estimate(
+        events=events,
+        memory_bytes=BASE_MEMORY + sum(memory.values()),
+        wall_s=sum(wall.values()),
+        driver="workload.mobile_users" if driver == "workload" else driver,
+    )
