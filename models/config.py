@@ -9,14 +9,16 @@ countermeasure" differs from "as designed" by one or two lines.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from models.faults import FAULT_KINDS
 from sim.distributions import Distribution, constant
 from sim.durations import Duration, Offset
 from sim.faults import Fault, fault_union
+from sim.spec import Spec, probabilities
 
 if TYPE_CHECKING:
     AnyFault = Fault
@@ -40,8 +42,45 @@ __all__ = [
 ]
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, validate_default=True)
+MAX_POPULATION = 10_000_000
+"""Meters, devices or users of one kind: far beyond one machine's reach (the cost check
+refuses what would not fit), but a bound, so no value overflows an array or a loop."""
+MAX_WORKERS = 100_000
+"""Worker threads or connections of one component."""
+MAX_ATTEMPTS = 100
+"""Retries, resends and attempts of any one thing."""
+MAX_RATE = 1_000_000.0
+"""Requests per user or device per unit of time."""
+MAX_FAULTS = 10_000
+"""Faults in one scenario."""
+MAX_DURATION = 3650 * 86400.0
+"""Ten years of simulated time: long horizons, but a bound."""
+MIN_TICK = 0.001
+"""The fleet scheduler's finest granularity (1 ms)."""
+MIN_METRICS_INTERVAL = 0.1
+"""The narrowest time-series bucket (100 ms)."""
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+"""A scenario name is a slug: it names the default output folder, so no '/', no '..'."""
+_NAME = re.compile(NAME_PATTERN)
+
+
+def _pair(value: Any) -> Any:
+    """A YAML list of two numbers is the tuple a range field holds."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _ordered(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise ValueError(f"expected [low, high] with low <= high (got [{value[0]}, {value[1]}])")
+    return value
+
+
+Range = Annotated[tuple[float, float], BeforeValidator(_pair), AfterValidator(_ordered)]
+"""``[low, high]`` in YAML; finite numbers with low <= high."""
+
+
+class _Config(Spec):
+    model_config = ConfigDict(validate_default=True)
 
 
 def _lognormal(median: str, sigma: float) -> Any:
@@ -62,14 +101,16 @@ class NetworkConfig(_Config):
 class FleetConfig(_Config):
     """Smart meters and controllable devices (AC units, plugs)."""
 
-    meters: int = Field(default=1000, ge=0, description="smart meters reporting readings")
+    meters: int = Field(default=1000, ge=0, le=MAX_POPULATION, description="smart meters reporting readings")
     report_every: Duration = Field(default=10.0, description="reading interval of each meter")
     tick: Duration = Field(
         default=0.25,
         description="granularity of the fleet scheduler: readings due within a tick are emitted together",
     )
-    schema_versions: dict[int, float] = Field(
+    schema_versions: dict[Annotated[int, Field(ge=0, le=1000)], Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {2: 1.0},
+        min_length=1,
+        max_length=100,
         description="share of meters per firmware schema_version (the consumer supports 2 and 1)",
     )
     corrupt_fraction: float = Field(
@@ -81,10 +122,23 @@ class FleetConfig(_Config):
     qos1_max_retries: int = Field(
         default=3, ge=0, description="meter MQTT client: resends before a reading is given up"
     )
-    controllables: int = Field(default=200, ge=0, description="devices that accept commands")
+    controllables: int = Field(default=200, ge=0, le=MAX_POPULATION, description="devices that accept commands")
     dedupe_command_ids: bool = Field(
         default=False, description="devices ignore a command_id they already applied (device-level idempotency)"
     )
+
+    @field_validator("tick")
+    @classmethod
+    def _tick_coarse_enough(cls, value: float) -> float:
+        if value < MIN_TICK:
+            raise ValueError(f"expected a tick of at least {MIN_TICK} s (got {value:g} s)")
+        return value
+
+    @field_validator("schema_versions")
+    @classmethod
+    def _shares(cls, value: dict[int, float]) -> dict[int, float]:
+        probabilities(list(value.values()), "shares")  # raises if they cannot be probabilities
+        return value
 
     @model_validator(mode="after")
     def _tick_fits(self) -> FleetConfig:
@@ -100,7 +154,7 @@ class BrokerConfig(_Config):
     """The MQTT broker (AWS IoT Core-like) and its rule into the stream."""
 
     service_time: Distribution = Field(default=constant("1ms"))
-    concurrency: int = Field(default=256, ge=1)
+    concurrency: int = Field(default=256, ge=1, le=MAX_WORKERS)
     publish_limit_per_s: float = Field(
         default=100.0, gt=0, description="publishes per second per connection (hard IoT Core limit)"
     )
@@ -108,14 +162,14 @@ class BrokerConfig(_Config):
         default_factory=lambda: _lognormal("20ms", 0.3), description="IoT rule action delay into the stream"
     )
     qos1_retry_after: Duration = Field(default=5.0, description="resend to a subscriber that has not acknowledged")
-    qos1_max_retries: int = Field(default=5, ge=0)
+    qos1_max_retries: int = Field(default=5, ge=0, le=MAX_ATTEMPTS)
 
 
 class StreamConfig(_Config):
     """The Kinesis-like stream."""
 
-    shards: int = Field(default=2, ge=1)
-    write_limit_per_shard: int = Field(default=1000, ge=1, description="records per second per shard")
+    shards: int = Field(default=2, ge=1, le=1024)
+    write_limit_per_shard: int = Field(default=1000, ge=1, le=1_000_000, description="records per second per shard")
     max_records_per_get: int = Field(default=10_000, ge=1, le=10_000)
     service_time: Distribution = Field(default_factory=lambda: _lognormal("8ms", 0.3))
 
@@ -123,8 +177,8 @@ class StreamConfig(_Config):
 class PostgresConfig(_Config):
     """PostgreSQL + TimescaleDB: a primary and read replicas."""
 
-    replicas: int = Field(default=2, ge=0)
-    max_connections: int = Field(default=100, ge=1)
+    replicas: int = Field(default=2, ge=0, le=15, description="read replicas (PostgreSQL streaming replicas)")
+    max_connections: int = Field(default=100, ge=1, le=MAX_WORKERS)
     write_time: Distribution = Field(default_factory=lambda: _lognormal("2ms", 0.3))
     row_time: Offset = Field(default=0.00001, description="extra time per row of a bulk insert")
     read_time: Distribution = Field(default_factory=lambda: _lognormal("3ms", 0.4))
@@ -141,9 +195,11 @@ class PostgresConfig(_Config):
 class RedisConfig(_Config):
     """Redis Cluster: masters, each with a replica that takes over when it fails."""
 
-    masters: int = Field(default=3, ge=1)
+    masters: int = Field(
+        default=3, ge=1, le=1000, description="Redis Cluster masters (Redis supports up to 1000 nodes)"
+    )
     service_time: Distribution = Field(default=constant("0.2ms"))
-    concurrency: int = Field(default=64, ge=1)
+    concurrency: int = Field(default=64, ge=1, le=MAX_WORKERS)
     failover_time: Duration = Field(default=17.0, description="node timeout + election before a replica serves")
     require_full_coverage: bool = Field(
         default=True, description="cluster-require-full-coverage: refuse every query while a slot has no master"
@@ -153,20 +209,20 @@ class RedisConfig(_Config):
 class BreakerConfig(_Config):
     """Circuit breaker settings (review C3 defaults)."""
 
-    consecutive_failures: int = Field(default=5, ge=1)
+    consecutive_failures: int = Field(default=5, ge=1, le=MAX_ATTEMPTS)
     failure_rate: float = Field(default=0.5, gt=0, le=1)
     window: Duration = Field(default=10.0)
-    min_calls: int = Field(default=10, ge=1)
+    min_calls: int = Field(default=10, ge=1, le=1_000_000)
     open_for: Duration = Field(default=30.0)
-    half_open_successes: int = Field(default=3, ge=1)
+    half_open_successes: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
 
 
 class GatewayConfig(_Config):
     """The API gateway: JWT validation, per-user rate limit, routing."""
 
-    concurrency: int = Field(default=512, ge=1)
+    concurrency: int = Field(default=512, ge=1, le=MAX_WORKERS)
     jwt_check_time: Distribution = Field(default=constant("1ms"))
-    user_limit_per_min: float = Field(default=1000.0, gt=0)
+    user_limit_per_min: float = Field(default=1000.0, gt=0, le=MAX_RATE)
     upstream_timeout: Duration | None = Field(
         default=None, description="timeout on calls to services; none as designed (C3: 10s)"
     )
@@ -175,17 +231,21 @@ class GatewayConfig(_Config):
 class DeviceManagerConfig(_Config):
     """Command API, MQTT dispatch and Redis state sync."""
 
-    concurrency: int = Field(default=64, ge=1)
+    concurrency: int = Field(default=64, ge=1, le=MAX_WORKERS)
     service_time: Distribution = Field(default=constant("1ms"))
     db_timeout: Duration | None = Field(default=None, description="none as designed (C3: 5s)")
     mqtt_timeout: Duration | None = Field(default=None, description="none as designed (C3: 5s)")
     redis_timeout: Duration | None = Field(default=None, description="none as designed (C3: 1s)")
     outbox: bool = Field(default=False, description="transactional outbox with a polling relay (C1)")
     relay_interval: Duration = Field(default=1.0)
-    relay_batch: int = Field(default=100, ge=1)
-    relay_max_attempts: int = Field(default=10, ge=1, description="publish attempts before a command is marked failed")
+    relay_batch: int = Field(default=100, ge=1, le=100_000)
+    relay_max_attempts: int = Field(
+        default=10, ge=1, le=MAX_ATTEMPTS, description="publish attempts before a command is marked failed"
+    )
     idempotency_keys: bool = Field(default=False, description="honour Idempotency-Key with a unique constraint (C2)")
-    device_limit_per_min: float | None = Field(default=None, description="commands per device per minute (S1: 10)")
+    device_limit_per_min: float | None = Field(
+        default=None, gt=0, le=MAX_RATE, description="commands per device per minute (S1: 10)"
+    )
 
 
 class IngestConfig(_Config):
@@ -199,23 +259,28 @@ class IngestConfig(_Config):
     validate_readings: bool = Field(default=False, alias="validate", description="schema and range checks (C5)")
     dedup: bool = Field(default=False, description="drop (device_id, time) seen within dedup_window (C5)")
     dedup_window: Duration = Field(default=600.0)
-    supported_schema_versions: list[int] = Field(
-        default_factory=lambda: [2], description="schema versions the consumer decodes (S2: keep N-1 as well)"
+    supported_schema_versions: list[Annotated[int, Field(ge=0, le=1000)]] = Field(
+        default_factory=lambda: [2],
+        min_length=1,
+        max_length=100,
+        description="schema versions the consumer decodes (S2: keep N-1 as well)",
     )
     dead_letter: bool = Field(default=False, description="quarantine poison records after max_attempts (S2)")
-    max_attempts: int = Field(default=3, ge=1)
+    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
     db_timeout: Duration | None = Field(default=None)
     redis_timeout: Duration | None = Field(default=None)
-    power_range: tuple[float, float] = Field(default=(0.0, 10_000.0))
-    voltage_range: tuple[float, float] = Field(default=(100.0, 250.0))
-    current_range: tuple[float, float] = Field(default=(0.0, 100.0))
+    power_range: Range = Field(default=(0.0, 10_000.0), description="accepted power_watts, [low, high]")
+    voltage_range: Range = Field(default=(100.0, 250.0), description="accepted voltage, [low, high]")
+    current_range: Range = Field(default=(0.0, 100.0), description="accepted current, [low, high]")
 
 
 class AnalyticsConfig(_Config):
     """Dashboard queries against the read replicas."""
 
-    concurrency: int = Field(default=50, ge=1, description="worker threads")
-    retry_delays: list[Offset] = Field(default_factory=lambda: [1.0, 2.0, 4.0], description="the review's 3 retries")
+    concurrency: int = Field(default=50, ge=1, le=MAX_WORKERS, description="worker threads")
+    retry_delays: list[Offset] = Field(
+        default_factory=lambda: [1.0, 2.0, 4.0], max_length=MAX_ATTEMPTS, description="the review's 3 retries"
+    )
     query_timeout: Duration | None = Field(default=None, description="none as designed (C3: 10s)")
     breaker: BreakerConfig | None = Field(default=None, description="one breaker per replica (C3)")
     fallback_to_cache: bool = Field(
@@ -226,29 +291,32 @@ class AnalyticsConfig(_Config):
 class WorkloadConfig(_Config):
     """Mobile users sending commands and dashboard users running analytics."""
 
-    mobile_users: int = Field(default=500, ge=0)
-    commands_per_user_per_hour: float = Field(default=2.0, ge=0)
+    mobile_users: int = Field(default=500, ge=0, le=MAX_POPULATION)
+    commands_per_user_per_hour: float = Field(default=2.0, ge=0, le=MAX_RATE)
     toggle_fraction: float = Field(
         default=0.5, ge=0, le=1, description="share of commands that toggle (not idempotent)"
     )
     app_timeout: Duration = Field(default=10.0)
-    app_retries: int = Field(default=2, ge=0)
+    app_retries: int = Field(default=2, ge=0, le=MAX_ATTEMPTS)
     app_retry_backoff: Duration = Field(default=2.0)
     send_idempotency_keys: bool = Field(default=False, description="the app sends one Idempotency-Key per intent (C2)")
-    dashboard_users: int = Field(default=100, ge=0)
-    queries_per_user_per_hour: float = Field(default=12.0, ge=0)
+    dashboard_users: int = Field(default=100, ge=0, le=MAX_POPULATION)
+    queries_per_user_per_hour: float = Field(default=12.0, ge=0, le=MAX_RATE)
     dashboard_timeout: Duration = Field(default=10.0)
 
 
 class Scenario(_Config):
     """A complete scenario: the system, its workload and the faults to inject."""
 
-    name: str = Field(min_length=1, description="short identifier")
-    description: str = Field(default="", description="one line: what the scenario shows")
+    name: str = Field(
+        json_schema_extra={"pattern": NAME_PATTERN},
+        description="short identifier, also the default output folder: lower-case letters, digits, '.', '_', '-'",
+    )
+    description: str = Field(default="", max_length=2000, description="one line: what the scenario shows")
     duration: Duration = Field(description="simulated time to run")
-    seed: int = Field(default=0, ge=0, description="default seed; the CLI's --seed overrides it")
+    seed: int = Field(default=0, ge=0, le=2**63 - 1, description="default seed; the CLI's --seed overrides it")
     metrics_interval: Duration = Field(default=60.0, description="width of time-series buckets")
-    keep_spans: int = Field(default=0, ge=0, description="keep this many raw spans for timelines")
+    keep_spans: int = Field(default=0, ge=0, le=1_000_000, description="keep this many raw spans for timelines")
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
@@ -260,11 +328,28 @@ class Scenario(_Config):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
-    faults: list[AnyFault] = Field(default_factory=list)
+    faults: list[AnyFault] = Field(default_factory=list, max_length=MAX_FAULTS)
 
-    @model_validator(mode="after")
-    def _versions(self) -> Scenario:
-        shares = self.fleet.schema_versions
-        if shares and (any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0):
-            raise ValueError("fleet.schema_versions shares must be >= 0 and not all zero")
-        return self
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _NAME.fullmatch(value) or ".." in value:
+            raise ValueError(
+                "expected a slug of 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter "
+                "or digit, without '..': the name is the default output folder"
+            )
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _bounded(cls, value: float) -> float:
+        if value > MAX_DURATION:
+            raise ValueError(f"expected at most {MAX_DURATION:.0f} s (ten years) of simulated time (got {value:g} s)")
+        return value
+
+    @field_validator("metrics_interval")
+    @classmethod
+    def _fine_enough(cls, value: float) -> float:
+        if value < MIN_METRICS_INTERVAL:
+            raise ValueError(f"expected at least {MIN_METRICS_INTERVAL} s per time-series bucket (got {value:g} s)")
+        return value

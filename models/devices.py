@@ -28,6 +28,7 @@ from models.config import FleetConfig
 from models.names import DEVICES, IOT_CORE, METERS, POISON_INJECTED, READING_COPIES, READINGS
 from models.readings import DEVICE_ID, IS_COPY, Reading, as_copy, with_schema
 from sim.ledger import FinalState
+from sim.spec import probabilities
 
 if TYPE_CHECKING:
     from models.broker import Broker
@@ -62,8 +63,8 @@ class MeterFleet:
         self.next_emit = rng.uniform(0.0, period, n)
         self.base_power = rng.uniform(150.0, 3000.0, n)
         versions = sorted(config.schema_versions)
-        shares = np.asarray([config.schema_versions[v] for v in versions], dtype=float)
-        self.schema = np.asarray(versions)[rng.choice(len(versions), size=n, p=shares / shares.sum())]
+        shares = probabilities([config.schema_versions[v] for v in versions], "fleet.schema_versions")
+        self.schema = np.asarray(versions)[rng.choice(len(versions), size=n, p=shares)]
         self.retries: list[Resend] = []
         self.emitted = 0
         self.copies = 0

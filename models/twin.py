@@ -15,6 +15,7 @@ phones-net         mobile, dashboards (region phones)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from models.broker import Broker
@@ -144,6 +145,16 @@ class SmartHomeTwin:
 
     name = "smart-home"
     scenario_type = Scenario
+
+    @property
+    def scenarios_dir(self) -> Path | None:
+        """The scenarios shipped with the twin: inside the package when installed from a
+        wheel, the repository's ``scenarios/`` in a development checkout."""
+        package = Path(__file__).resolve().parent
+        for candidate in (package / "scenarios", package.parent / "scenarios"):
+            if candidate.is_dir():
+                return candidate
+        return None
 
     def fault_targets(self, scenario: Scenario) -> dict[str, frozenset[str]]:
         """Every fault target the scenario's system has, with the fault kinds it accepts."""

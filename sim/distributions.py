@@ -17,9 +17,10 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from sim.durations import DURATION_PATTERN, Duration, Offset, parse_duration
+from sim.spec import Spec, probabilities
 
 __all__ = [
     "BLOCK",
@@ -61,9 +62,7 @@ class Sampler:
         return np.asarray(self._draw(n), dtype=float)
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Spec(Spec):
     def sampler(self, rng: np.random.Generator) -> Sampler:
         """A sampler drawing from ``rng``."""
         raise NotImplementedError
@@ -92,7 +91,6 @@ class Exponential(_Spec):
 
     kind: Literal["exponential"] = "exponential"
     mean_: Duration = Field(alias="mean", description="mean value")
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
         scale = float(self.mean_)
@@ -124,12 +122,11 @@ class Normal(_Spec):
     mean_: Offset = Field(alias="mean", description="mean before truncation")
     sd: Duration = Field(description="standard deviation before truncation")
     low: Offset = Field(default=0.0, description="lower truncation bound")
-    high: Offset = Field(default=math.inf, description="upper truncation bound (default: none)")
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    high: Offset | None = Field(default=None, description="upper truncation bound (default: none)")
 
     @model_validator(mode="after")
     def _bounds(self) -> Normal:
-        if not self.high > self.low:
+        if self.high is not None and not self.high > self.low:
             raise ValueError(f"high must be greater than low (got low={self.low}, high={self.high})")
         return self
 
@@ -137,7 +134,7 @@ class Normal(_Spec):
         from scipy import stats  # imported on use: it costs a second at every CLI start
 
         a = (self.low - self.mean_) / self.sd
-        b = (self.high - self.mean_) / self.sd
+        b = math.inf if self.high is None else (self.high - self.mean_) / self.sd
         return stats.truncnorm(a, b, loc=self.mean_, scale=self.sd)
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
@@ -172,7 +169,7 @@ class Empirical(_Spec):
     """Resamples measured values (for example latencies exported from production)."""
 
     kind: Literal["empirical"] = "empirical"
-    values: list[Offset] = Field(min_length=1, description="observed values, in seconds")
+    values: list[Offset] = Field(min_length=1, max_length=100_000, description="observed values, in seconds")
     weights: list[float] | None = Field(default=None, description="relative weights, one per value")
 
     @model_validator(mode="after")
@@ -180,16 +177,13 @@ class Empirical(_Spec):
         if self.weights is not None:
             if len(self.weights) != len(self.values):
                 raise ValueError(f"weights must have one entry per value ({len(self.values)}), got {len(self.weights)}")
-            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError("weights must be >= 0 and not all zero")
+            probabilities(self.weights)
         return self
 
     def _probabilities(self) -> np.ndarray | None:
         if self.weights is None:
             return None
-        w = np.asarray(self.weights, dtype=float)
-        probabilities: np.ndarray = w / w.sum()
-        return probabilities
+        return np.asarray(probabilities(self.weights), dtype=float)
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
         values = np.asarray(self.values, dtype=float)

@@ -24,11 +24,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, Union, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sim.distributions import Distribution
 from sim.durations import Duration, Offset
 from sim.errors import ModelDefinitionError
+from sim.spec import Spec
 
 if TYPE_CHECKING:
     from sim.actor import Actor
@@ -103,15 +104,13 @@ class FaultContext:
         return self.kernel.network.faults_of(name)
 
 
-class Fault(BaseModel):
+class Fault(Spec):
     """Base of every fault kind: a target, a start time and how to inflict it.
 
     Subclasses declare ``kind: Literal["..."]`` (the tag scenarios use) and implement
     :meth:`start`.  Instantaneous kinds derive from this class, lasting ones from
     :class:`LastingFault`.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     kind: str
     target: str = Field(description="name of the component, node, zone or region hit")
