@@ -52,7 +52,7 @@ class Broker(Actor):
         )
         self.config = config
         self.stream = stream
-        self.connections = KeyedRateLimiter(config.publish_limit_per_s, config.publish_limit_per_s)
+        self.connections = KeyedRateLimiter.per_period(config.publish_limit_per_s, 1.0)
         self.shadows: dict[int, dict[str, Any]] = {}
         self.unacked: dict[int, dict[str, Any]] = {}
         self.deliver_to_device: Callable[[dict[str, Any]], None] | None = None

@@ -120,7 +120,7 @@ class FleetConfig(_Config):
         default=5.0, description="meter MQTT client: resend an unacknowledged publish after"
     )
     qos1_max_retries: int = Field(
-        default=3, ge=0, description="meter MQTT client: resends before a reading is given up"
+        default=3, ge=0, le=MAX_ATTEMPTS, description="meter MQTT client: resends before a reading is given up"
     )
     controllables: int = Field(default=200, ge=0, le=MAX_POPULATION, description="devices that accept commands")
     dedupe_command_ids: bool = Field(

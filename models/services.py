@@ -54,8 +54,7 @@ class ApiGateway(HttpService):
             service_time=config.jwt_check_time,
         )
         self.settings = settings_from(GatewaySettings, config)
-        per_second = config.user_limit_per_min / 60.0
-        self.limiter = KeyedRateLimiter(per_second, config.user_limit_per_min)
+        self.limiter = KeyedRateLimiter.per_period(config.user_limit_per_min, 60.0)
 
     def serve(self, request: HttpRequest) -> Any:
         return route_request(self.settings, request, self.limiter)
@@ -75,7 +74,7 @@ class DeviceManager(HttpService):
         )
         self.settings = settings_from(CommandSettings, config)
         self.device_limiter = (
-            KeyedRateLimiter(config.device_limit_per_min / 60.0, config.device_limit_per_min)
+            KeyedRateLimiter.per_period(config.device_limit_per_min, 60.0)
             if config.device_limit_per_min
             else None
         )

@@ -837,3 +837,12 @@ def test_dead_letter_success_forgets_failures() -> None:
     assert DeadLetterPolicy(max_attempts=1).record_failure("x") == "dead_letter"
     with pytest.raises(ValueError, match="max_attempts must be"):
         DeadLetterPolicy(max_attempts=0)
+
+
+def test_a_limit_below_one_per_period_still_admits_one_request_per_refill() -> None:
+    """A bucket that could not hold one whole token would refuse forever (found by generated scenarios)."""
+    limiter = KeyedRateLimiter.per_period(0.5, 60.0)  # one request every two minutes
+    assert limiter.try_take("device-1", 0.0)
+    assert not limiter.try_take("device-1", 60.0)
+    assert limiter.retry_after("device-1", 60.0) == pytest.approx(60.0)
+    assert limiter.try_take("device-1", 120.0)

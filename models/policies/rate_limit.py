@@ -134,6 +134,16 @@ class KeyedRateLimiter:
         self._full = TokenBucket(rate_per_s, burst)
         self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
 
+    @classmethod
+    def per_period(cls, limit: float, period_s: float) -> KeyedRateLimiter:
+        """"``limit`` requests per ``period_s`` per key", as a limiter.
+
+        Buckets refill at ``limit / period_s`` tokens per second and hold ``limit`` tokens,
+        but never less than one: a bucket that cannot hold a whole token would refuse every
+        request forever (a limit of 0.5 per minute means one request every two minutes).
+        """
+        return cls(limit / period_s, max(1.0, limit))
+
     def __len__(self) -> int:
         """Buckets currently held (keys whose bucket is not known to be full)."""
         return len(self._buckets)
