@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ControllableDevices", "MeterFleet", "Resend"]
 
-BROKER = IOT_CORE
-
 
 class Resend(NamedTuple):
     """A reading waiting in a meter's MQTT client to be published again."""
@@ -135,23 +133,34 @@ class MeterFleet:
         """
         n = len(records)
         network = self.kernel.network
-        delays, lost, duplicated, copy_delays = network.delays_many(METERS, BROKER, n)  # a Transit
+        delays, lost, duplicated, copy_delays = network.delays_many(METERS, IOT_CORE, n)  # a Transit
+        sent_copies_at = times[duplicated] + delays[duplicated]  # a copy leaves after the original arrives
         broker = self.broker
         if not broker.up:
             lost = np.ones(n, dtype=bool)
             duplicated = np.zeros(n, dtype=bool)  # nothing reaches a dead broker, copies included
         else:
+            # The broker's faults hit originals and copies alike, each publish on its own draw.
             rejected = broker.injected_errors(n)  # publishes the broker fails: resent like lost ones
             if rejected is not None:
                 lost = lost | rejected
-                copy_delays = copy_delays[~rejected[duplicated]]  # compact: one per duplicated reading
-                duplicated = duplicated & ~rejected
             slow = broker.injected_delays(n)
             if slow is not None:
                 delays = delays + slow
+            made = int(copy_delays.size)
+            copy_rejected = broker.injected_errors(made) if made else None
+            copy_slow = broker.injected_delays(made) if made else None
+            if copy_slow is not None:
+                copy_delays = copy_delays + copy_slow
+            if copy_rejected is not None and copy_rejected.any():
+                duplicated = duplicated.copy()
+                duplicated[np.flatnonzero(duplicated)[copy_rejected]] = False
+                sent_copies_at = sent_copies_at[~copy_rejected]
+                copy_delays = copy_delays[~copy_rejected]
         arrivals = times + delays
-        # The acknowledgement travels back and may be lost too: the meter then resends a reading that arrived.
-        ack_lost = network.delays_many(BROKER, METERS, n).lost
+        # The acknowledgement travels back and may be lost too: the meter then resends a reading that
+        # arrived.  A duplicated acknowledgement changes nothing, so none is drawn.
+        ack_lost = network.delays_many(IOT_CORE, METERS, n, copies=False).lost
         ack_lost &= ~lost
         if devices is None:
             devices = np.fromiter((r[DEVICE_ID] for r in records), dtype=np.int64, count=n)
@@ -167,7 +176,7 @@ class MeterFleet:
         if extra.size:
             copies = [as_copy(records[i]) for i in extra.tolist()]
             self._enter_copies(len(copies))
-            self.broker.receive_readings(copies, arrivals[extra] + copy_delays, devices[extra])
+            self.broker.receive_readings(copies, sent_copies_at + copy_delays, devices[extra])
         if not any_lost and not ack_lost.any():
             return
         retry_at = self.config.qos1_retry_after
@@ -213,7 +222,8 @@ class MeterFleet:
     def inventory(self) -> dict[str, int]:
         """Readings waiting in the meters' resend queues."""
         counts = {READINGS: 0, READING_COPIES: 0}
-        for _, record, _ in self.retries:
+        for entry in self.retries:
+            record = entry.reading
             counts[READING_COPIES if record[IS_COPY] else READINGS] += 1
         return counts
 
@@ -256,7 +266,7 @@ class ControllableDevices:
             self.flips += self.state[device] != before
             self.applied.setdefault(message["intent"], []).append(self.kernel.now)
         self.kernel.network.send(
-            DEVICES, BROKER, self.broker.device_ack, message["id"], device, "on" if self.state[device] else "off"
+            DEVICES, IOT_CORE, self.broker.device_ack, message["id"], device, "on" if self.state[device] else "off"
         )
 
     def stats(self) -> dict[str, int]:

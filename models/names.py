@@ -13,9 +13,11 @@ from __future__ import annotations
 
 __all__ = [
     "ANALYTICS",
+    "ANOMALIES_TABLE",
     "API_GATEWAY",
     "APP_RESPONSE",
     "COMMANDS",
+    "COMMANDS_TABLE",
     "DASHBOARDS",
     "DASHBOARD_ERRORS",
     "DASHBOARD_LATENCY",
@@ -27,20 +29,20 @@ __all__ = [
     "INGEST",
     "IOT_CORE",
     "KINESIS",
-    "LEDGER_COUNTED",
-    "LEDGER_TRACKED",
     "METERS",
     "METRICS",
     "MOBILE",
     "POISON_INJECTED",
     "READINGS",
     "READINGS_STORED",
+    "READINGS_TABLE",
     "READING_COPIES",
     "READING_END_TO_END",
     "REDIS",
     "STREAM_ITERATOR_AGE",
     "STREAM_MAX_ITERATOR_AGE",
     "db_replica",
+    "redis_master",
 ]
 
 # -- actors (servers with a mailbox and workers) ---------------------------------------------
@@ -60,6 +62,17 @@ def db_replica(index: int) -> str:
     return f"db-replica-{index}"
 
 
+def redis_master(index: int) -> str:
+    """The name of Redis master ``index`` (counted from 1), a fault target though not an actor."""
+    return f"redis-master-{index}"
+
+
+# -- database tables (SQL names, not ledger kinds) ----------------------------------------------
+READINGS_TABLE = "readings"
+ANOMALIES_TABLE = "anomalies"
+COMMANDS_TABLE = "device_commands"
+
+
 # -- network nodes that are populations, not actors ------------------------------------------
 METERS = "meters"
 DEVICES = "devices"
@@ -73,8 +86,6 @@ READINGS = "readings"
 """Meter readings, counted per final state."""
 READING_COPIES = "reading_copies"
 """Extra copies of readings made by MQTT resends and duplicating networks, counted apart."""
-LEDGER_TRACKED = (COMMANDS,)
-LEDGER_COUNTED = (READINGS, READING_COPIES)
 
 # -- metrics -----------------------------------------------------------------------------------
 READING_END_TO_END = "readings.end_to_end_s"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.config import PostgresConfig
-from models.names import READING_END_TO_END, READINGS_STORED
+from models.names import ANOMALIES_TABLE, COMMANDS_TABLE, READING_END_TO_END, READINGS_STORED, READINGS_TABLE
 from models.ops import BulkInsert, Insert, Select, Update
 from models.readings import DEVICE_ID, POWER_WATTS, TIME, VOLTAGE
 from sim.actor import Actor
@@ -221,7 +221,7 @@ class Postgres(Actor):
     # -- device_commands -------------------------------------------------------------------
     def _insert(self, op: Insert) -> dict[str, Any]:
         db = self.db
-        if op.table != "device_commands":
+        if op.table != COMMANDS_TABLE:
             raise Rejected("undefined_table", op.table)
         key = op.row.get("idempotency_key")
         if op.conflict_key == "idempotency_key" and key is not None and key in db.by_key:
@@ -267,10 +267,10 @@ class Postgres(Actor):
     # -- readings --------------------------------------------------------------------------
     def _bulk_insert(self, op: BulkInsert) -> dict[str, Any]:
         db = self.db
-        if op.table == "anomalies":
+        if op.table == ANOMALIES_TABLE:
             db.anomalies += len(op.rows)
             return {"inserted": len(op.rows), "conflicts": []}
-        if op.table != "readings":
+        if op.table != READINGS_TABLE:
             raise Rejected("undefined_table", op.table)
         rows = op.rows
         now = self.kernel.now

@@ -14,7 +14,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from models.config import RedisConfig
-from models.names import REDIS
+from models.names import REDIS, redis_master
 from models.ops import RedisPipeline
 from sim.actor import Actor
 from sim.ops import Operation, Rejected
@@ -30,7 +30,7 @@ class RedisMaster:
 
     def __init__(self, cluster: RedisCluster, index: int) -> None:
         self.cluster = cluster
-        self.name = f"redis-master-{index + 1}"
+        self.name = redis_master(index + 1)
         self.available_from = 0.0
         self.failovers = 0
 

@@ -128,7 +128,7 @@ def _analytics(world: World) -> dict[str, Any]:
         "served_from_cache": users.degraded,
         "statuses": dict(sorted(users.statuses.items())),
         "latency_s": world.kernel.metrics.histogram(DASHBOARD_LATENCY).summary(),
-        "breaker_transitions": world.analytics.transitions[:50],
+        "breaker_transitions": [dict(t) for t in world.analytics.transitions[:50]],
     }
 
 
@@ -173,14 +173,14 @@ def summarise(world: World) -> dict[str, Any]:
         "messages_dropped": kernel.network.dropped,
         "messages_duplicated": kernel.network.duplicated,
     }
-    series_until = world.scenario.duration
+    series_until = min(kernel.now, world.scenario.duration)  # mid-run: no empty future buckets
     return {
         "flows": {"sensor": _sensor(world, verdicts), "commands": commands, "analytics": _analytics(world)},
         "components": dict(sorted(components.items())),
         "ledger": ledger,
         "invariants": [inv.as_dict() for inv in invariants],
         "invariants_held": all(inv.held for inv in invariants),
-        "faults": world.faults.log,
+        "faults": [dict(entry) for entry in world.faults.log],  # a copy: the run goes on filling its own
         "counters": dict(sorted(kernel.metrics.counters.items())),
         "spans": kernel.spans.summary(),
         "timeseries": {

@@ -39,13 +39,14 @@ from models.names import (
     MOBILE,
     REDIS,
     db_replica,
+    redis_master,
 )
 from models.postgres import Database, Postgres
 from models.redis import RedisCluster
 from models.services import AnalyticsEngine, ApiGateway, DeadLetterQueue, DeviceManager
 from models.stream import Stream
 from models.workload import DashboardUsers, MobileUsers
-from sim.faults import ACTOR_FAULTS, NODE_FAULTS, FaultTimeline
+from sim.faults import ACTOR_FAULTS, NODE_FAULTS, Crash, FaultTimeline, kind_of
 from sim.kernel import Kernel, Progress
 from sim.twin import Estimate
 
@@ -163,9 +164,9 @@ class SmartHomeTwin:
         targets: dict[str, frozenset[str]] = dict.fromkeys(actors, ACTOR_FAULTS)
         for node in (METERS, DEVICES, MOBILE, DASHBOARDS):
             targets[node] = NODE_FAULTS
-        targets[METERS] = NODE_FAULTS | {"poison"}
+        targets[METERS] = NODE_FAULTS | {kind_of(Poison)}
         for i in range(scenario.redis.masters):
-            targets[f"redis-master-{i + 1}"] = frozenset({"crash"})
+            targets[redis_master(i + 1)] = frozenset({kind_of(Crash)})
         for group in GROUPS:
             targets[group] = frozenset({"partition"})
         return targets

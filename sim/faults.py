@@ -55,6 +55,7 @@ __all__ = [
     "Reordering",
     "Undo",
     "fault_union",
+    "kind_of",
 ]
 
 Undo = Callable[[], None]
@@ -247,7 +248,8 @@ ACTOR_FAULTS = NODE_FAULTS | {"error_rate", "crash"}
 """Generic kinds an actor can take."""
 
 
-def _tag(kind: type[Fault]) -> str:
+def kind_of(kind: type[Fault]) -> str:
+    """The tag a fault class answers to in scenarios (its ``kind: Literal[...]``)."""
     annotation = kind.model_fields["kind"].annotation
     tags: tuple[object, ...] = getattr(annotation, "__args__", ())
     if getattr(annotation, "__origin__", None) is not Literal or len(tags) != 1 or not isinstance(tags[0], str):
@@ -265,7 +267,7 @@ def fault_union(*kinds: type[Fault]) -> Any:
     for kind in kinds:
         if not (isinstance(kind, type) and issubclass(kind, Fault)):
             raise ModelDefinitionError(f"{kind!r} is not a Fault class")
-        tag = _tag(kind)
+        tag = kind_of(kind)
         if tag in seen:
             raise ModelDefinitionError(f"fault kind {tag!r} is defined twice ({seen[tag]} and {kind.__name__})")
         seen[tag] = kind.__name__

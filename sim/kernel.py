@@ -104,6 +104,8 @@ class Kernel:
             progress(self.env.now, self.events_processed)
 
     def _run_to(self, until: float) -> None:
+        if not until > self.env.now:
+            raise ValueError(f"cannot run until {until}: the clock is already at {self.env.now}")
         # simpy takes two event ids per run: the stop event at ``until``, and the event it
         # was processing when it stopped, rescheduled for the next run.  Neither is model work.
         self._event_ids_read += 2

@@ -239,7 +239,7 @@ class Network:
                 self._schedule(delay + again, deliver, args)
         return True
 
-    def delays_many(self, src: str, dst: str, n: int) -> Transit:
+    def delays_many(self, src: str, dst: str, n: int, *, copies: bool = True) -> Transit:
         """What happens to ``n`` messages sent now from ``src`` to ``dst``, as arrays (vectorised).
 
         The fleet path uses this so that millions of readings cost array operations, not
@@ -253,6 +253,9 @@ class Network:
         any original was duplicated, the copies' path delays and per node their loss, added
         latency and reordering.  Without duplication the draws are those of the originals
         alone.
+
+        ``copies=False`` is for messages whose duplicates change nothing (an acknowledgement
+        the sender only checks for): duplication is then neither drawn nor counted.
         """
         total = self._path_many(src, dst, n)
         if self._partitions and not self.reachable(src, dst):
@@ -263,7 +266,7 @@ class Network:
         if not self._faults:
             return Transit(total, lost, duplicated, _NO_COPIES)  # the common case: nothing to draw, nothing to count
         copy_delays = _NO_COPIES
-        if self._faults_many(src, dst, total, lost, duplicated):
+        if self._faults_many(src, dst, total, lost, duplicated if copies else None):
             duplicated &= ~lost  # a lost original is never duplicated
             made = int(np.count_nonzero(duplicated))
             if made:

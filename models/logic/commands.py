@@ -16,15 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from models.names import DB_PRIMARY, IOT_CORE, REDIS
+from models.names import COMMANDS_TABLE, DB_PRIMARY, IOT_CORE, REDIS
 from models.ops import HttpResponse, Insert, Publish, RedisPipeline, Select, Update
 from models.policies import KeyedRateLimiter
 from sim.ops import Logic, Now, OpError, Sleep
 
 __all__ = ["CommandSettings", "outbox_relay", "relay_once", "submit_command"]
-
-PRIMARY = DB_PRIMARY
-BROKER = IOT_CORE
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +69,8 @@ def submit_command(
     }
     try:
         stored = yield Insert(
-            PRIMARY,
-            "device_commands",
+            DB_PRIMARY,
+            COMMANDS_TABLE,
             row,
             conflict_key="idempotency_key" if key else None,
             timeout=settings.db_timeout,
@@ -88,12 +85,12 @@ def submit_command(
         return HttpResponse(202, {"command_id": command_id, "status": "pending"})
     payload = {"command_id": command_id, "action": body["action"], "intent": body["intent"]}
     try:
-        yield Publish(BROKER, command_topic(device_id), payload, qos=1, timeout=settings.mqtt_timeout)
+        yield Publish(IOT_CORE, command_topic(device_id), payload, qos=1, timeout=settings.mqtt_timeout)
     except OpError:
         # As designed: the failure is logged, the row stays pending, the user hears "accepted".
         return HttpResponse(202, {"command_id": command_id, "status": "sent"})
     try:
-        yield Update(PRIMARY, "device_commands", command_id, {"status": "sent"}, timeout=settings.db_timeout)
+        yield Update(DB_PRIMARY, COMMANDS_TABLE, command_id, {"status": "sent"}, timeout=settings.db_timeout)
         yield RedisPipeline(
             REDIS, [("HSET", f"device:{device_id}", {"desired": body["action"]})], timeout=settings.redis_timeout
         )
@@ -106,7 +103,7 @@ def relay_once(settings: CommandSettings) -> Logic[int]:
     """One pass of the outbox relay: publish pending commands, mark them; returns how many went out."""
     try:
         pending = yield Select(
-            PRIMARY, "pending_commands", {"limit": settings.relay_batch}, timeout=settings.db_timeout
+            DB_PRIMARY, "pending_commands", {"limit": settings.relay_batch}, timeout=settings.db_timeout
         )
     except OpError:
         return 0
@@ -114,14 +111,14 @@ def relay_once(settings: CommandSettings) -> Logic[int]:
     for row in pending:
         payload = {"command_id": row["id"], "action": row["action"], "intent": row["intent"]}
         try:
-            yield Publish(BROKER, command_topic(row["device_id"]), payload, qos=1, timeout=settings.mqtt_timeout)
+            yield Publish(IOT_CORE, command_topic(row["device_id"]), payload, qos=1, timeout=settings.mqtt_timeout)
         except OpError:
             attempts = row["attempts"] + 1
             status = "failed" if attempts >= settings.relay_max_attempts else "pending"
             try:
                 yield Update(
-                    PRIMARY,
-                    "device_commands",
+                    DB_PRIMARY,
+                    COMMANDS_TABLE,
                     row["id"],
                     {"attempts": attempts, "status": status},
                     timeout=settings.db_timeout,
@@ -131,7 +128,7 @@ def relay_once(settings: CommandSettings) -> Logic[int]:
             continue
         published += 1
         try:
-            yield Update(PRIMARY, "device_commands", row["id"], {"status": "sent"}, timeout=settings.db_timeout)
+            yield Update(DB_PRIMARY, COMMANDS_TABLE, row["id"], {"status": "sent"}, timeout=settings.db_timeout)
         except OpError:
             return published  # it will be published again: devices must be idempotent
     return published

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from models.names import DB_PRIMARY, DLQ, READINGS, REDIS
+from models.names import ANOMALIES_TABLE, DB_PRIMARY, DLQ, READINGS_TABLE, REDIS
 from models.ops import BulkInsert, RedisPipeline, SendMessage
 from models.policies.dedup import DedupWindow
 from models.readings import (
@@ -38,7 +38,6 @@ from sim.ops import Logic, Now, OpError
 
 __all__ = ["BatchOutcome", "IngestSettings", "PoisonRecord", "process_records"]
 
-PRIMARY = DB_PRIMARY
 
 Record = Reading
 
@@ -146,11 +145,11 @@ def process_records(
             latest[record[DEVICE_ID]] = record
     outcome = BatchOutcome(fates)
     if anomalies:
-        yield BulkInsert(PRIMARY, "anomalies", anomalies, timeout=settings.db_timeout)
+        yield BulkInsert(DB_PRIMARY, ANOMALIES_TABLE, anomalies, timeout=settings.db_timeout)
     if rows:
         result = yield BulkInsert(
-            PRIMARY,
-            READINGS,
+            DB_PRIMARY,
+            READINGS_TABLE,
             rows,
             on_conflict_do_nothing=settings.on_conflict_do_nothing,
             timeout=settings.db_timeout,
