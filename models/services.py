@@ -74,9 +74,7 @@ class DeviceManager(HttpService):
         )
         self.settings = settings_from(CommandSettings, config)
         self.device_limiter = (
-            KeyedRateLimiter.per_period(config.device_limit_per_min, 60.0)
-            if config.device_limit_per_min
-            else None
+            KeyedRateLimiter.per_period(config.device_limit_per_min, 60.0) if config.device_limit_per_min else None
         )
         if config.outbox:
             self.background(lambda epoch: kernel.driver.drive(outbox_relay(self.settings), self, epoch))

@@ -136,7 +136,7 @@ class KeyedRateLimiter:
 
     @classmethod
     def per_period(cls, limit: float, period_s: float) -> KeyedRateLimiter:
-        """"``limit`` requests per ``period_s`` per key", as a limiter.
+        """A limiter of ``limit`` requests per ``period_s`` for each key.
 
         Buckets refill at ``limit / period_s`` tokens per second and hold ``limit`` tokens,
         but never less than one: a bucket that cannot hold a whole token would refuse every
