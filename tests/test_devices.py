@@ -12,7 +12,9 @@ def test_meter_fleet_copies_arrive_their_own_delay_after_the_original(monkeypatc
     """MeterFleet._publish: a copy leaves when the original arrives and takes its own delay;
     the broker's faults hit each copy on its own draw, as an independent publish."""
     from models.config import FleetConfig
-    from models.devices import BROKER, METERS, MeterFleet
+    from models.devices import MeterFleet
+    from models.names import IOT_CORE as BROKER
+    from models.names import METERS
     from models.readings import DEVICE_ID, IS_COPY, reading
     from sim.network import Transit
 
