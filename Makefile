@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+NOTEBOOK_STAMP := $(VENV)/.notebook-stamp
 SEED   ?= 7
 
-.PHONY: run test test-slow lint bench schema clean
+.PHONY: run test test-slow lint bench schema notebook clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,14 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)  ## the fleet benchmark: 10,000 meters for one simulated hour
 	$(BIN)/python benchmarks/fleet.py
+
+# The notebook extra (JupyterLab, a kernel) goes into the same venv, on top of the dev install.
+$(NOTEBOOK_STAMP): $(STAMP)
+	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet -e '.[dev,notebook]'
+	touch $(NOTEBOOK_STAMP)
+
+notebook: $(NOTEBOOK_STAMP)  ## JupyterLab on notebooks/ with the project's venv as the kernel
+	$(BIN)/jupyter lab notebooks/
 
 schema: $(STAMP)  ## regenerate the committed JSON Schema of the scenario format
 	$(BIN)/hems-twin schema > scenarios/scenario.schema.json

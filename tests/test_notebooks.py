@@ -1,14 +1,27 @@
-"""The notebooks run top to bottom (code cells executed in order, headless matplotlib)."""
+"""The notebooks run top to bottom (code cells executed in order, headless matplotlib), and
+are stored clean: nbformat 4.5 with a stable, unique id on every cell and no outputs."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # nbformat 4.5's rule for cell ids
+
+
+def _notebook(path: Path) -> dict[str, Any]:
+    notebook: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return notebook
+
+
+def test_there_are_notebooks() -> None:
+    assert NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -16,11 +29,29 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     matplotlib.use("Agg")
     monkeypatch.chdir(path.parent.parent)
     namespace: dict[str, object] = {"__name__": "__notebook__"}
-    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    cells = [c for c in _notebook(path)["cells"] if c["cell_type"] == "code"]
     assert cells
-    for index, cell in enumerate(cells):
-        exec(compile("".join(cell["source"]), f"{path.name}[{index}]", "exec"), namespace)
+    for cell in cells:
+        exec(compile("".join(cell["source"]), f"{path.name}[{cell['id']}]", "exec"), namespace)
     import matplotlib.pyplot as plt
 
     assert plt.get_fignums(), "the notebook should draw its figure"
     plt.close("all")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_stable_unique_id(path: Path) -> None:
+    notebook = _notebook(path)
+    assert (notebook["nbformat"], notebook["nbformat_minor"]) >= (4, 5), "cell ids need nbformat 4.5"
+    ids = [cell.get("id") for cell in notebook["cells"]]
+    assert all(isinstance(i, str) and CELL_ID.match(i) for i in ids), f"missing or malformed cell ids: {ids}"
+    assert len(set(ids)) == len(ids), f"duplicate cell ids: {sorted(i for i in set(ids) if ids.count(i) > 1)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_outputs_are_stored(path: Path) -> None:
+    for cell in _notebook(path)["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [], f"cell {cell.get('id')} stores outputs"
+            assert cell["execution_count"] is None, f"cell {cell.get('id')} stores an execution count"
+        assert "attachments" not in cell or not cell["attachments"], f"cell {cell.get('id')} stores attachments"
