@@ -19,6 +19,7 @@ from sim.distributions import Distribution, constant
 from sim.durations import Duration, Offset
 from sim.faults import Fault, fault_union
 from sim.spec import Spec, probabilities
+from sim.variants import Experiment
 
 if TYPE_CHECKING:
     AnyFault = Fault
@@ -305,7 +306,7 @@ class WorkloadConfig(_Config):
     dashboard_timeout: Duration = Field(default=10.0)
 
 
-class Scenario(_Config):
+class Scenario(_Config, Experiment):
     """A complete scenario: the system, its workload and the faults to inject."""
 
     name: str = Field(

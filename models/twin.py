@@ -46,6 +46,7 @@ from models.redis import RedisCluster
 from models.services import AnalyticsEngine, ApiGateway, DeadLetterQueue, DeviceManager
 from models.stream import Stream
 from models.workload import DashboardUsers, MobileUsers
+from sim.expectations import numeric_paths
 from sim.faults import ACTOR_FAULTS, NODE_FAULTS, Crash, FaultTimeline, kind_of
 from sim.kernel import Kernel, Progress
 from sim.twin import Estimate
@@ -226,6 +227,13 @@ class SmartHomeTwin:
                 )
             )
         return problems
+
+    def result_paths(self, scenario: Scenario) -> set[str]:
+        """The numbers a run of ``scenario`` reports: read from the result of the world as
+        built, before it runs (its shape does not depend on how long it runs)."""
+        from models.results import summarise
+
+        return numeric_paths(summarise(build(scenario, seed=0)))
 
     def estimate(self, scenario: Scenario) -> Estimate:
         """What running ``scenario`` would cost (events, memory, wall time) and what drives it."""

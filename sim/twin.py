@@ -50,6 +50,9 @@ class Twin(Protocol):
     def check(self, scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
         """Semantic problems pydantic cannot see (unknown fault targets), as (field path, message)."""
 
+    def result_paths(self, scenario: Any) -> set[str]:
+        """Every path to a number a run of ``scenario`` puts in its result (what expectations may read)."""
+
     def estimate(self, scenario: Any) -> Estimate:
         """What running ``scenario`` would cost, worked out from the scenario alone."""
 
