@@ -2,33 +2,112 @@
 
 Commands::
 
-    hems-twin run SCENARIO [--seed N] [--out DIR] [--json]
+    hems-twin run SCENARIO [--seed N] [--out DIR] [--json] [--force]
     hems-twin validate FILE [FILE ...]
     hems-twin list [DIR]
     hems-twin schema
 
-Exit codes: 0 success, 1 a run whose invariants did not hold, 2 bad input (a scenario
-that cannot be loaded, a bad argument).  Bad input never shows a traceback: the message
-names the file, line and field, and what was expected.
+Exit codes:
+
+=====  =================================================================================
+0      success
+1      a run whose ledger invariants did not hold (the result is written)
+2      bad input: a scenario that cannot be loaded, a bad argument or output folder, or a
+       run refused because its estimated cost does not fit this machine (``--force``)
+3      a crash: an exception escaped the twin or this command -- a bug. One paragraph on
+       stderr says what crashed and how to reproduce it; the full traceback is written to
+       ``<out>/crash-traceback.txt`` (or a temporary file when there is no output folder)
+130    interrupted (Ctrl-C): one line says how far the run got; no result is written
+=====  =================================================================================
+
+Bad input never shows a traceback: the message names the file, line and field, and what was
+expected.
+
+What ``run`` writes where: the result goes to ``<out>/result.json`` (``--out``, default
+``out/<scenario name>``), atomically, replacing an earlier result (the output says so). The
+summary goes to stdout; with ``--json`` the result JSON goes to stdout instead and the line
+saying what was written goes to stderr, so stdout stays pure JSON. When a run is interrupted
+or crashes, an earlier ``result.json`` in the folder is left as it was and the message says
+it is from an earlier run. Before running, the twin's estimate of the run's cost is checked:
+a run that would need more than 80 % of this machine's memory or more than 12 hours is
+refused unless ``--force`` is given. On a terminal, a run taking more than about 2 s shows
+a progress bar on stderr (simulated time, events per second, time left).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import secrets
+import shlex
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
-from sim.errors import ScenarioError, SimError
-from sim.loader import load_scenario_file
-from sim.results import canonical_json, result_header, write_result
-from sim.twin import Twin, load_twin
+from sim.durations import format_duration
+from sim.errors import Problem, ScenarioError, SimError
+from sim.loader import field_line, load_scenario_file
+from sim.progress import RunProgress
+from sim.results import RESULT_FILE, canonical_json, package_version, result_header, write_text_atomic
+from sim.twin import Estimate, Twin, load_twin
 
-__all__ = ["main"]
+__all__ = [
+    "CRASH_FILE",
+    "EXIT_CRASH",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVARIANT",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "IN_FLIGHT_NOTE_SHARE",
+    "MAX_MEMORY_SHARE",
+    "MAX_SEED",
+    "MAX_WALL_S",
+    "OUT_ROOT",
+    "default_out",
+    "entry",
+    "load",
+    "main",
+    "run_scenario",
+    "summary_text",
+]
 
-EXIT_OK, EXIT_INVARIANT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVARIANT, EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+MAX_MEMORY_SHARE = 0.8
+"""A run whose estimated peak memory exceeds this share of physical memory is refused."""
+MAX_WALL_S = 12 * 3600.0
+"""A run whose estimated wall time exceeds this is refused."""
+MAX_SEED = 2**63 - 1
+"""The largest seed, as in scenario files (a result's seed must stay an exact JSON integer in 64 bits)."""
+OUT_ROOT = Path("out")
+"""Default output folders are ``out/<scenario name>``, relative to the current folder."""
+CRASH_FILE = "crash-traceback.txt"
+"""Where a crashed run's traceback goes, inside its output folder."""
+IN_FLIGHT_NOTE_SHARE = 0.01
+"""The summary explains items in flight at the end when they are at least this share."""
+
+T = TypeVar("T")
+
+# Where a result says its in-flight items are, by ledger kind: (path, what it means). The
+# paths are the smart-home twin's; a result without them gets the general line only.
+_IN_FLIGHT_PARTS: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
+    "readings": (
+        (("flows", "sensor", "processed_awaiting_checkpoint"), "processed but after the stream's last checkpoint"),
+        (("flows", "sensor", "unprocessed_in_stream"), "in the stream, not read yet"),
+        (("components", "meters", "waiting_to_resend_at_end"), "in the meters' resend queue"),
+    ),
+    "commands": (
+        (("components", "iot-core", "qos1_unacked_at_end"), "unacknowledged at the broker, which resends them"),
+    ),
+}
+_IN_FLIGHT_REST = {"readings": "in transit", "commands": "awaiting a reply"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,18 +117,40 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hems-twin", description="Reliability simulator and digital twin of a smart-home backend.")
+    parser = _Parser(
+        prog="hems-twin",
+        description="Reliability simulator and digital twin of a smart-home backend.",
+        epilog="exit codes: 0 success, 1 invariants broke, 2 bad input or refused, 3 crash (a bug), 130 interrupted",
+    )
     parser.add_argument("--twin", default=None, help="which installed twin to use (default: the only one)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="simulate a scenario and write result.json")
     run.add_argument("scenario", help="path to a scenario YAML file")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
-    run.add_argument("--out", default=None, help="output directory (default: out/<scenario name>)")
-    run.add_argument("--json", action="store_true", help="print the result JSON on stdout instead of a summary")
-    validate = commands.add_parser("validate", help="check scenario files without running them")
+    run.add_argument(
+        "--out",
+        default=None,
+        help="output folder; an earlier result.json there is replaced (default: out/<scenario name>)",
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result JSON on stdout instead of a summary (the file is written too)",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="run even if the estimate says it needs more than 80%% of this machine's memory or more than 12 h",
+    )
+    validate = commands.add_parser("validate", help="check scenario files without running them; print their estimates")
     validate.add_argument("files", nargs="+")
     listing = commands.add_parser("list", help="list scenarios with their descriptions")
-    listing.add_argument("directory", nargs="?", default="scenarios")
+    listing.add_argument(
+        "directory",
+        nargs="?",
+        default=None,
+        help="folder of *.yaml scenarios (default: the twin's own scenarios, else ./scenarios, else .)",
+    )
     commands.add_parser("schema", help="print the JSON Schema of the scenario format")
     return parser
 
@@ -59,9 +160,14 @@ def load(twin: Twin, path: str | Path) -> Any:
     return load_scenario_file(path, twin.scenario_type, check=twin.check)
 
 
-def run_scenario(twin: Twin, scenario: Any, seed: int) -> dict[str, Any]:
-    """Header plus the twin's result body."""
-    return {**result_header(scenario, seed, twin.name), **twin.run(scenario, seed)}
+def run_scenario(
+    twin: Twin, scenario: Any, seed: int, progress: Callable[[float, int], None] | None = None
+) -> dict[str, Any]:
+    """Header plus the twin's result body (``progress`` is passed on; it changes no figure)."""
+    return {**result_header(scenario, seed, twin.name), **twin.run(scenario, seed, progress=progress)}
+
+
+# -- the summary ------------------------------------------------------------------------------
 
 
 def _fmt(value: Any) -> str:
@@ -70,8 +176,39 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _at(data: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _in_flight_notes(result: dict[str, Any]) -> list[str]:
+    """One line per ledger kind with a large share in flight at the end: where those items are."""
+    notes = []
+    for kind, entry in sorted((result.get("ledger") or {}).items()):
+        entered = _at(entry, ("entered",))
+        in_flight = _at(entry, ("states", "in_flight", "total"))
+        if not isinstance(entered, int) or not isinstance(in_flight, int) or entered <= 0:
+            continue
+        if in_flight < max(1, IN_FLIGHT_NOTE_SHARE * entered):
+            continue
+        parts = []
+        for path, meaning in _IN_FLIGHT_PARTS.get(kind, ()):
+            count = _at(result, path)
+            if isinstance(count, int) and count > 0:
+                parts.append((count, meaning))
+        rest = in_flight - sum(count for count, _ in parts)
+        if rest > 0:
+            parts.append((rest, _IN_FLIGHT_REST.get(kind, "in a queue, in transit or awaiting a reply")))
+        where = ", ".join(f"{count:,} {meaning}" for count, meaning in parts) if rest >= 0 else ""
+        share = f"{100 * in_flight / entered:.0f} %"
+        line = f"  {kind}: {in_flight:,} of {entered:,} ({share}) in flight at the end -- not lost, not settled yet"
+        notes.append(line + (f": {where}" if where else ""))
+    return notes
+
+
 def summary_text(result: dict[str, Any]) -> str:
-    """A readable summary of a result: per-flow figures, then the invariants."""
+    """A readable summary of a result: per-flow figures, what is in flight, then the invariants."""
     lines = [f"scenario {result['scenario']}  seed {result['seed']}  version {result['version']}"]
     for flow, figures in result.get("flows", {}).items():
         lines.append(f"\n{flow}")
@@ -90,6 +227,10 @@ def summary_text(result: dict[str, Any]) -> str:
             end = fault["end"]
             span = f"{_fmt(fault['start'])}s" + (f" -> {_fmt(end)}s" if end not in (None, fault["start"]) else "")
             lines.append(f"  {fault['kind']:<14} {fault['target']:<22} {span}")
+    notes = _in_flight_notes(result)
+    if notes:
+        lines.append("\nin flight")
+        lines.extend(notes)
     lines.append("\ninvariants")
     for invariant in result.get("invariants", []):
         mark = "held  " if invariant["held"] else "BROKEN"
@@ -97,69 +238,389 @@ def summary_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _run(twin: Twin, args: argparse.Namespace) -> int:
+# -- what a command is doing, for the crash and interrupt messages ------------------------------
+
+
+class _Crash(Exception):
+    """An exception escaped the twin (a bug): carries it to the one place crashes are reported."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _twin_call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call into the twin; whatever escapes it (even a SimError or OSError) is a crash."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:
+        raise _Crash(error) from error
+
+
+@dataclass
+class _Session:
+    """What the command is doing, as far as it got."""
+
+    argv: list[str]
+    command: str = ""
+    """the command line that reproduces this run (filled in once it is known)"""
+    scenario_file: str | None = None
+    scenario_name: str | None = None
+    seed: int | None = None
+    out: Path | None = None
+    earlier_result: Path | None = None
+    """``result.json`` from an earlier run, found in the output folder before this one"""
+    written: Path | None = None
+    progress: RunProgress | None = None
+
+    def reproduce(self) -> str:
+        return self.command or shlex.join(["hems-twin", *self.argv])
+
+    def earlier_note(self) -> str:
+        if self.written is not None or self.earlier_result is None:
+            return ""
+        return f"{self.earlier_result} is from an earlier run, not this one"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _describe(error: BaseException) -> str:
+    try:
+        message = _one_line(str(error))
+    except Exception:  # an exception whose str() fails is still reported
+        message = "(its message cannot be printed)"
+    return f"{type(error).__qualname__}: {message}" if message else type(error).__qualname__
+
+
+def _crash_report_text(error: BaseException, session: _Session) -> str:
+    lines = [
+        "hems-twin crash report: please attach this file to the bug report.",
+        "",
+        f"command:        {session.reproduce()}",
+        f"scenario file:  {session.scenario_file or '-'}",
+        f"scenario name:  {session.scenario_name or '-'}",
+        f"seed:           {session.seed if session.seed is not None else '-'}",
+        f"hems-twin:      {package_version()}",
+        f"python:         {platform.python_version()} ({platform.platform()})",
+    ]
+    if session.progress is not None:
+        lines.append(f"simulated:      {session.progress.simulated_s:.1f} s of {session.progress.duration_s:g} s")
+    lines += ["", "".join(traceback.format_exception(error)).rstrip()]
+    text = "\n".join(lines) + "\n"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # a message may hold lone surrogates
+
+
+def _save_crash_report(text: str, session: _Session) -> tuple[Path | None, str]:
+    """Write the crash report into the output folder, else a temporary file: (path, why not)."""
+    reason = ""
+    if session.out is not None:
+        try:
+            session.out.mkdir(parents=True, exist_ok=True)
+            path = session.out / CRASH_FILE
+            write_text_atomic(path, text)
+            return path, ""
+        except OSError as error:
+            reason = error.strerror or str(error)
+    try:
+        fd, name = tempfile.mkstemp(prefix="hems-twin-crash-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        return Path(name), ""
+    except OSError as error:
+        return None, reason or error.strerror or str(error)
+
+
+def _report_crash(error: BaseException, session: _Session) -> int:
+    """One paragraph on stderr; the traceback in a file. Returns :data:`EXIT_CRASH`."""
+    if session.progress is not None:
+        session.progress.close()
+    text = _crash_report_text(error, session)
+    path, reason = _save_crash_report(text, session)
+    subject = ""
+    if session.scenario_file is not None:
+        subject = f" while {'running' if session.progress is not None else 'reading'} {session.scenario_file}"
+        if session.scenario_name is not None:
+            subject += f" (scenario {session.scenario_name}, seed {session.seed})"
+    paragraph = [f"hems-twin: crash: {_describe(error)}{subject}."]
+    paragraph.append("This is a bug in hems-twin or its twin, not a problem with your input.")
+    paragraph.append(f"Reproduce it with `{session.reproduce()}`.")
+    if session.written is not None:
+        paragraph.append(f"({session.written} was written before the crash.)")
+    elif session.earlier_note():
+        paragraph.append(f"No result was written; {session.earlier_note()}.")
+    if path is not None:
+        paragraph.append(f"The full traceback is in {path}; please report it with that file.")
+        print(" ".join(paragraph), file=sys.stderr)
+    else:  # nowhere to save it: the terminal is the last place left
+        paragraph.append(f"The traceback could not be saved ({reason}); please report it with the text below.")
+        print(" ".join(paragraph) + "\n\n" + text, file=sys.stderr)
+    return EXIT_CRASH
+
+
+def _report_interrupt(session: _Session) -> int:
+    """One line on stderr. Returns :data:`EXIT_INTERRUPTED`."""
+    if session.progress is not None:
+        session.progress.close()
+    if session.written is not None:
+        line = f"hems-twin: interrupted; {session.written} was written before that"
+    elif session.progress is not None:
+        reached, total = session.progress.simulated_s, session.progress.duration_s
+        line = f"hems-twin: interrupted at simulated {reached:.1f} s of {total:g} s; no result written"
+    else:
+        line = "hems-twin: interrupted; nothing written"
+    note = session.earlier_note()
+    print(line + (f" ({note})" if note else ""), file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def default_out(name: str) -> Path:
+    """``out/<name>``, refused (SimError) unless it is a folder directly inside ``out/``.
+
+    Scenario names are slugs when they load, but the folder is checked here too: a name with
+    ``/``, ``..`` or a drive, or a link inside ``out/`` that points elsewhere, must never
+    make a run write outside ``out/``.
+    """
+    candidate = OUT_ROOT / name
+    separators = {"/", "\\", "\0", os.sep, os.altsep or "/"}
+    ok = (
+        bool(name)
+        and name not in (".", "..")
+        and not any(s in name for s in separators)
+        and candidate.parent == OUT_ROOT
+        and not Path(name).drive
+    )
+    if ok:
+        try:
+            root = OUT_ROOT.resolve()
+            resolved = candidate.resolve()
+            ok = resolved.parent == root
+        except (OSError, RuntimeError, ValueError):  # a link loop, an unreadable folder
+            ok = False
+    if not ok:
+        raise SimError(
+            f"the scenario name {name!r} does not name a folder inside {OUT_ROOT}/, the default output "
+            f"folder; give the scenario a plain name or pass --out DIR"
+        )
+    return candidate
+
+
+def _physical_memory() -> int | None:
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not on this platform
+        return None
+    return pages * page_size if pages > 0 and page_size > 0 else None
+
+
+def _bytes_text(size: float) -> str:
+    if size < 2**30:
+        return f"{size / 2**20:.0f} MiB"
+    if size < 2**40:
+        return f"{size / 2**30:.1f} GiB"
+    return f"{size / 2**40:,.1f} TiB"
+
+
+def _wall_text(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds / 86400:,.1f} days"
+
+
+def _estimate(twin: Twin, scenario: Any) -> Estimate | None:
+    estimate = getattr(twin, "estimate", None)
+    return None if estimate is None else _twin_call(estimate, scenario)
+
+
+def _too_big(estimate: Estimate) -> list[str]:
+    """Why a run with this estimate does not fit this machine (empty: it fits)."""
+    reasons = []
+    memory = _physical_memory()
+    if memory is not None and estimate.memory_bytes > MAX_MEMORY_SHARE * memory:
+        reasons.append(
+            f"about {_bytes_text(estimate.memory_bytes)} of memory (more than {MAX_MEMORY_SHARE:.0%} "
+            f"of this machine's {_bytes_text(memory)})"
+        )
+    if estimate.wall_s > MAX_WALL_S:
+        reasons.append(f"about {_wall_text(estimate.wall_s)} (more than {_wall_text(MAX_WALL_S)})")
+    return reasons
+
+
+def _refuse_if_too_big(twin: Twin, scenario: Any, path: str, force: bool) -> None:
+    estimate = _estimate(twin, scenario)
+    if estimate is None or force:
+        return
+    reasons = _too_big(estimate)
+    if not reasons:
+        return
+    duration = getattr(scenario, "duration", None)
+    shorter = f", or shorten duration (now {format_duration(duration)})" if isinstance(duration, float) else ""
+    message = (
+        f"this run would need {' and '.join(reasons)}; {estimate.driver} drives the cost: change it{shorter}; "
+        "--force runs it anyway"
+    )
+    raise ScenarioError([Problem(path, field_line(path, estimate.driver), estimate.driver, message)])
+
+
+def _prepare_out(out: Path, given: bool) -> None:
+    """Create the output folder and make sure a file can be written there, before the run."""
+    label = f"--out {out}" if given else str(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".hems-twin-probe-{secrets.token_hex(6)}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as error:
+        what = "create the output directory" if not out.is_dir() else "write to the output directory"
+        raise SimError(f"{label}: cannot {what} ({error.strerror or error})") from None
+    result = out / RESULT_FILE
+    if result.exists() and not result.is_file():
+        raise SimError(f"{label}: {result} exists and is not a file; move it away or choose another --out")
+
+
+def _run(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
+    session.scenario_file = args.scenario
     scenario = load(twin, args.scenario)
+    session.scenario_name = getattr(scenario, "name", None)
     seed = scenario.seed if args.seed is None else args.seed
-    if seed < 0:
-        raise SimError(f"--seed must be >= 0 (got {seed})")
+    if not 0 <= seed <= MAX_SEED:
+        raise SimError(f"--seed must be between 0 and {MAX_SEED} (got {seed})")
     if args.out is not None and not args.out.strip():
         raise SimError("--out must name a directory (got an empty string)")
-    out = Path(args.out) if args.out is not None else Path("out") / scenario.name
-    try:  # before the run, so a bad --out does not waste it
-        out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out is not None else default_out(scenario.name)
+    session.seed, session.out = seed, out
+    command = ["hems-twin", *(["--twin", args.twin] if args.twin else []), "run", args.scenario]
+    session.command = shlex.join(
+        [*command, "--seed", str(seed), "--out", str(out), *(["--force"] if args.force else [])]
+    )
+    _refuse_if_too_big(twin, scenario, args.scenario, args.force)
+    _prepare_out(out, given=args.out is not None)
+    path = out / RESULT_FILE
+    session.earlier_result = path if path.exists() else None
+    with RunProgress(scenario.duration) as progress:
+        session.progress = progress
+        body = _twin_call(twin.run, scenario, seed, progress=progress)
+    result = {**result_header(scenario, seed, twin.name), **body}
+    text = canonical_json(result)
+    try:
+        write_text_atomic(path, text)
     except OSError as error:
-        raise SimError(f"--out {out}: cannot create the output directory ({error.strerror})") from None
-    result = run_scenario(twin, scenario, seed)
-    path = write_result(result, out)
+        raise SimError(f"cannot write {path} ({error.strerror or error}); the run's result is lost") from None
+    session.written = path
+    replaced = " (replaced the earlier result)" if session.earlier_result is not None else ""
     if args.json:
-        sys.stdout.write(canonical_json(result))
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        print(f"hems-twin: wrote {path}{replaced}; the same JSON is on stdout", file=sys.stderr)
     else:
         print(summary_text(result))
-        print(f"\nwrote {path}")
+        print(f"\nwrote {path}{replaced}")
     return EXIT_OK if result.get("invariants_held", True) else EXIT_INVARIANT
 
 
-def _validate(twin: Twin, args: argparse.Namespace) -> int:
+# -- validate, list, schema ------------------------------------------------------------------
+
+
+def _validate(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     failed = False
     for file in args.files:
+        session.scenario_file = file
         try:
             scenario = load(twin, file)
         except ScenarioError as error:
             failed = True
             print(error, file=sys.stderr)
-        else:
-            print(f"ok  {file}  ({scenario.name})")
+            continue
+        details = [str(scenario.name)]
+        estimate = _estimate(twin, scenario)
+        if estimate is not None:
+            details.append(f"about {_wall_text(estimate.wall_s)}, {_bytes_text(estimate.memory_bytes)}")
+            if _too_big(estimate):
+                details.append(f"too big for this machine: run needs --force ({estimate.driver} drives the cost)")
+        print(f"ok  {file}  ({'; '.join(details)})")
     return EXIT_USAGE if failed else EXIT_OK
 
 
-def _list(twin: Twin, args: argparse.Namespace) -> int:
-    directory = Path(args.directory)
-    if not directory.is_dir():
-        raise SimError(f"{directory}: no such scenario directory")
-    for path in sorted(directory.glob("*.yaml")):
+def _scenario_dir(twin: Twin, given: str | None) -> Path:
+    """The folder ``list`` reads: as given, else the twin's own, else ./scenarios, else ."""
+    if given is not None:
+        directory = Path(given)
+        if not directory.is_dir():
+            raise SimError(f"{directory}: no such scenario directory")
+        return directory
+    own = getattr(twin, "scenarios_dir", None)
+    if own is not None and Path(own).is_dir():
+        return Path(own)
+    local = Path("scenarios")
+    return local if local.is_dir() else Path(".")
+
+
+def _list(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
+    directory = _scenario_dir(twin, args.directory)
+    paths = sorted(directory.glob("*.yaml"))
+    if not paths:
+        print(f"hems-twin: no scenarios (*.yaml) in {directory}", file=sys.stderr)
+        return EXIT_OK
+    width = max(len(path.name) for path in paths)
+    columns = shutil.get_terminal_size().columns if _is_terminal(sys.stdout) else None
+    for path in paths:
+        session.scenario_file = str(path)
         try:
             scenario = load(twin, path)
         except ScenarioError as error:
-            print(f"{path.name:<28} INVALID: {error.problems[0]}")
+            text = f"INVALID: {error.problems[0]}"
         else:
-            print(f"{path.name:<28} {scenario.description}")
+            text = str(scenario.description)
+        line = f"{path.name:<{width}}  {_one_line(text, limit=10_000)}"
+        if columns is not None and len(line) > columns:
+            line = line[: max(width + 5, columns - 3)] + "..."
+        print(line)
+    return EXIT_OK
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _schema(twin: Twin) -> int:
+    schema = twin.scenario_type.model_json_schema(by_alias=True)
+    # Strict JSON: an infinity in the schema is a bug to fix, never "Infinity" in the output.
+    sys.stdout.write(json.dumps(schema, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hems-twin`` command; returns the exit code."""
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(arguments)
+    session = _Session(argv=arguments)
     try:
         twin = load_twin(args.twin)
         if args.command == "run":
-            return _run(twin, args)
+            return _run(twin, args, session)
         if args.command == "validate":
-            return _validate(twin, args)
+            return _validate(twin, args, session)
         if args.command == "list":
-            return _list(twin, args)
-        schema = twin.scenario_type.model_json_schema(by_alias=True)
-        sys.stdout.write(json.dumps(schema, indent=2, sort_keys=True) + "\n")
-        return EXIT_OK
+            return _list(twin, args, session)
+        return _schema(twin)
+    except KeyboardInterrupt:
+        return _report_interrupt(session)
+    except _Crash as crash:
+        return _report_crash(crash.error, session)
     except ScenarioError as error:
         print(error, file=sys.stderr)
         return EXIT_USAGE
@@ -169,6 +630,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"hems-twin: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # a bug in this command itself: reported like one in the twin
+        return _report_crash(error, session)
 
 
 def entry() -> None:

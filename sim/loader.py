@@ -1,5 +1,12 @@
 """Load YAML scenario files into pydantic models, reporting every problem with file and line.
 
+What is read: a regular file of at most :data:`MAX_FILE_BYTES` (16 MiB), opened without
+blocking (devices, FIFOs and sockets are refused before anything is read, so ``/dev/zero``
+or a named pipe cannot hang a command), holding at most :data:`MAX_VALUES` (200,000) scalars
+once aliases are expanded, nested at most :data:`MAX_DEPTH` (100) levels deep -- counted
+from the parse events before anything is built or validated, so a 100,000-fault file is
+refused in about a second with the count.
+
 Components:
 
 * :func:`load_scenario_file` / :func:`load_scenario_text` -- read, parse and validate. The
@@ -21,14 +28,17 @@ refer to the collection containing them.
 from __future__ import annotations
 
 import bisect
+import decimal
 import difflib
+import errno
 import json
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import yaml
@@ -39,7 +49,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from sim.durations import _show  # one way of printing a rejected value in every message
 from sim.errors import Problem, ScenarioError
 
-__all__ = ["Check", "Loc", "load_scenario_file", "load_scenario_text"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_VALUES",
+    "Check",
+    "Loc",
+    "field_line",
+    "load_scenario_file",
+    "load_scenario_text",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,7 +72,22 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-_MAX_VALUES = 1_000_000  # aliases can make a small file expand enormously ("billion laughs")
+
+MAX_FILE_BYTES = 16 * 2**20
+"""The largest scenario file read (16 MiB); a scenario is a small YAML file."""
+MAX_VALUES = 200_000
+"""The most scalars (keys and values, aliases expanded) a scenario document may hold.
+
+A real scenario holds a few hundred. The bound is checked while the text is parsed, before
+anything is built or validated, so a huge list (100,000 faults) or an alias bomb ("billion
+laughs") is refused in well under a second instead of taking a minute and a gigabyte."""
+
+MAX_DEPTH = 100
+"""The deepest nesting of lists and mappings a scenario document may have (scenarios need 5)."""
+
+_NOT_REGULAR = "is not a regular file (a device, FIFO or socket)"
+_TOO_LARGE = f"is larger than {MAX_FILE_BYTES // 2**20} MiB; a scenario is a small YAML file"
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _LINE_BREAK = re.compile(r"\r\n?|\n")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _QUOTED_NAME = re.compile(r"'(\w+)'")
@@ -97,17 +131,7 @@ def load_scenario_file(path: str | os.PathLike[str], model: type[M], *, check: C
             ``model`` or ``check``. It lists every problem found, each with file and line.
     """
     name = os.fsdecode(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise _fail(name, "no such scenario file") from None
-    except IsADirectoryError:
-        raise _fail(name, "is a directory, not a scenario file") from None
-    except PermissionError:
-        raise _fail(name, "cannot read scenario file: permission denied") from None
-    except (OSError, ValueError) as err:  # ValueError: a path with a NUL byte in it
-        reason = getattr(err, "strerror", None) or str(err)
-        raise _fail(name, f"cannot read scenario file: {reason}") from None
+    raw = _read_bounded(path, name)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -139,6 +163,88 @@ def load_scenario_text(text: str, model: type[M], *, filename: str = "<string>",
     raise ScenarioError(sorted(unique, key=lambda p: (p.line or 0, p.field, p.message)))
 
 
+def field_line(path: str | os.PathLike[str], field: str) -> int | None:
+    """The line where ``field`` (dotted: ``fleet.meters``) is written in the file at ``path``.
+
+    ``None`` if the file does not set it (a default) or cannot be read. For messages about a
+    scenario that loaded fine, such as a run refused for its estimated cost.
+    """
+    name = os.fsdecode(path)
+    try:
+        text = _read_bounded(path, name).decode("utf-8-sig")
+        tree = _Tree(name, text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (ScenarioError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None
+    key: Node | None = None
+    for part in field.split("."):
+        if not isinstance(node, MappingNode):
+            return None
+        found = [(k, v) for k, v in node.value if isinstance(k, ScalarNode) and k.value == part]
+        if not found:
+            return None
+        key, node = found[-1]
+    return None if key is None else tree._line(key)
+
+
+def _read_bounded(path: str | os.PathLike[str], name: str) -> bytes:
+    """The bytes of the scenario file at ``path``: a regular file of at most :data:`MAX_FILE_BYTES`.
+
+    Nothing here can block or read forever: a FIFO opened for reading waits for a writer and
+    ``/dev/zero`` never ends, so the path is checked to be a regular file before it is
+    opened, opened non-blocking, checked again once open (it may have been swapped), and
+    read no further than one byte past the limit (a file may grow while it is read).
+    """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as err:  # ValueError: a path with a NUL byte in it
+        raise _unreadable(name, err) from None
+    _refuse_unless_small_regular(info, name)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as err:
+        raise _unreadable(name, err) from None
+    try:
+        _refuse_unless_small_regular(os.fstat(fd), name)
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, min(1 << 20, MAX_FILE_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as err:
+        raise _unreadable(name, err) from None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
+        raise _fail(name, _TOO_LARGE)
+    return b"".join(chunks)
+
+
+def _refuse_unless_small_regular(info: os.stat_result, name: str) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise _fail(name, "is a directory, not a scenario file")
+    if not stat.S_ISREG(info.st_mode):
+        raise _fail(name, _NOT_REGULAR)
+    if info.st_size > MAX_FILE_BYTES:
+        raise _fail(name, _TOO_LARGE)
+
+
+def _unreadable(name: str, err: OSError | ValueError) -> ScenarioError:
+    """The one message for a scenario file the system will not let us read."""
+    if isinstance(err, FileNotFoundError):
+        return _fail(name, "no such scenario file")
+    if isinstance(err, IsADirectoryError):
+        return _fail(name, "is a directory, not a scenario file")
+    if isinstance(err, PermissionError):
+        return _fail(name, "cannot read scenario file: permission denied")
+    if isinstance(err, OSError) and err.errno == errno.ENXIO:  # opening a socket
+        return _fail(name, _NOT_REGULAR)
+    reason = getattr(err, "strerror", None) or str(err)
+    return _fail(name, f"cannot read scenario file: {reason}")
+
+
 def _fail(filename: str, message: str, line: int | None = None) -> ScenarioError:
     return ScenarioError([Problem(filename, line, "", message)])
 
@@ -155,6 +261,96 @@ def _render(path: Iterable[Any]) -> str:
             shown = str(part) if len(str(part)) <= 40 else str(part)[:37] + "..."
             text += f"[{json.dumps(shown, ensure_ascii=False)}]"
     return text
+
+
+@dataclass
+class _ValueCount:
+    """How many scalars a document holds (aliases expanded), and its biggest top-level field."""
+
+    total: int = 0
+    complete: bool = True
+    """False when counting stopped at the bound (the slow parser stops there)"""
+    field: str | None = None
+    """the top-level key holding the most values (None if the document is no mapping)"""
+    field_total: int = 0
+    index: int = 0
+    """character index of that key (or 0)"""
+    too_deep: int | None = None
+    """character index of a collection nested deeper than MAX_DEPTH (counting stopped there)"""
+
+
+_FAST_PARSER: Any = getattr(yaml, "CBaseLoader", None)  # libyaml, when PyYAML was built with it
+
+
+def _count_values(text: str) -> _ValueCount | None:
+    """Count the scalars of ``text`` from its parse events, without building anything.
+
+    libyaml's parser (about twenty times faster than PyYAML's, same YAML 1.1 grammar and the
+    same character marks) counts to the end, so the message can give the whole count;
+    without it, or if it refuses the text, PyYAML's own parser counts up to the bound.
+    ``None``: the text is not YAML; composing it will say where.
+    """
+    if _FAST_PARSER is not None:
+        try:
+            return _count_events(yaml.parse(text, Loader=_FAST_PARSER), stop=None)
+        except (yaml.YAMLError, ValueError):  # ValueError: text libyaml cannot encode
+            pass
+    try:
+        return _count_events(yaml.parse(text, Loader=yaml.SafeLoader), stop=MAX_VALUES)
+    except (yaml.YAMLError, ValueError):
+        return None
+
+
+def _count_events(events: Iterable[yaml.Event], stop: int | None) -> _ValueCount:
+    """Scalars in ``events``, an alias counting what its anchor holds; see :func:`_count_values`."""
+    count = _ValueCount()
+    held: dict[str, int] = {}  # anchor -> scalars it holds
+    # Open collections: [anchor, scalars so far, children so far, is a mapping, character index].
+    stack: list[list[Any]] = []
+    fields: list[list[Any]] = []  # the root mapping's keys: [name, character index, scalars]
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) == MAX_DEPTH:
+                count.too_deep, count.complete = _index(event), False
+                break
+            is_mapping = isinstance(event, yaml.MappingStartEvent)
+            stack.append([event.anchor, 0, 0, is_mapping, _index(event)])
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, n, _, _, index = stack.pop()
+            name = "?"  # a collection as a key: the composer reports it
+            if anchor is not None:
+                held[anchor] = n
+        elif isinstance(event, yaml.ScalarEvent):
+            n, name, index = 1, event.value, _index(event)
+            if event.anchor is not None:
+                held[event.anchor] = 1
+            count.total += 1
+        elif isinstance(event, yaml.AliasEvent):
+            # An anchor still open is recursion, which the composer reports: count it once.
+            n, name, index = held.get(event.anchor or "", 1), f"*{event.anchor}", _index(event)
+            count.total += n
+        else:
+            continue
+        if stack:
+            parent = stack[-1]
+            parent[1] += n
+            if len(stack) == 1 and parent[3]:  # a key, then its value, of the root mapping
+                if parent[2] % 2 == 0:
+                    fields.append([name, index, n])
+                else:
+                    fields[-1][2] += n
+            parent[2] += 1
+        if stop is not None and count.total > stop:
+            count.complete = False
+            break
+    if fields:
+        count.field, count.index, count.field_total = max(fields, key=lambda field: field[2])
+    return count
+
+
+def _index(event: yaml.Event) -> int:
+    return 0 if event.start_mark is None else int(event.start_mark.index)
 
 
 class _Cycle(Exception):
@@ -179,8 +375,8 @@ class _Tree:
         self._loader = yaml.SafeLoader("")  # constructs scalars and applies merge keys
         self._scalars: dict[int, Any] = {}  # scalar node -> its Python value
         self._built: dict[int, Any] = {}  # collection node -> its Python value
-        self._sizes: dict[int, int] = {}  # node -> values it holds, aliases expanded
-        self._active: set[int] = set()  # nodes being measured (to spot recursive aliases)
+        self._acyclic: set[int] = set()  # collection nodes known to hold no alias to themselves
+        self._active: set[int] = set()  # nodes being walked (to spot recursive aliases)
         self._paths: dict[int, tuple[Any, ...]] = {}  # node -> path of its first occurrence
         self._unreadable: set[tuple[int, str]] = set()  # (line, field) of values YAML cannot build
 
@@ -205,15 +401,14 @@ class _Tree:
     def parse(self, model: type[BaseModel]) -> Any:
         """Compose and build the document; raise ScenarioError if there is nothing to validate."""
         try:
+            self._refuse_if_too_big()
             self.root = root = yaml.compose(self.text, Loader=yaml.SafeLoader)
             if root is None:
                 fields = ", ".join(_field_names([model]))
                 message = f"scenario is empty (expected a mapping with fields: {fields})"
                 raise _fail(self.filename, message)
             self._check_keys(root)
-            if self._size(root) > _MAX_VALUES:
-                message = f"aliases expand the document to more than {_MAX_VALUES:,} values"
-                raise _fail(self.filename, message, 1)
+            self._check_acyclic(root)
             self._flatten_merges(root)
             data = self._build(root)
         except yaml.MarkedYAMLError as err:
@@ -309,16 +504,41 @@ class _Tree:
             return [child for pair in node.value for child in pair]
         return []
 
-    def _size(self, node: Node) -> int:
-        """How many values ``node`` holds once aliases are expanded; raises _Cycle on recursion."""
+    def _check_acyclic(self, node: Node) -> None:
+        """Raise _Cycle if an alias refers to a collection that contains it (recursive data)."""
         key = id(node)
-        if key not in self._sizes:
-            if key in self._active:
-                raise _Cycle(node)
-            self._active.add(key)
-            self._sizes[key] = 1 + sum(self._size(child) for child in self._children(node))
-            self._active.discard(key)
-        return self._sizes[key]
+        if key in self._acyclic:
+            return
+        if key in self._active:
+            raise _Cycle(node)
+        self._active.add(key)
+        for child in self._children(node):
+            self._check_acyclic(child)
+        self._active.discard(key)
+        self._acyclic.add(key)
+
+    def _refuse_if_too_big(self) -> None:
+        """Raise ScenarioError if the text holds more than :data:`MAX_VALUES` scalars or nests
+        lists and mappings more than :data:`MAX_DEPTH` deep.
+
+        The one bound on a document's size, whatever makes it big: a long list, wide mappings,
+        aliases (each alias counts what it refers to) or deep nesting (which PyYAML's scanner
+        pays for quadratically). Text that is not YAML is left to the composer, which says
+        where it breaks.
+        """
+        size = _count_values(self.text)
+        if size is not None and size.too_deep is not None:
+            message = f"the document is nested too deeply (more than {MAX_DEPTH} levels of lists and mappings)"
+            raise _fail(self.filename, message, self._line_at(size.too_deep))
+        if size is None or size.total <= MAX_VALUES:
+            return
+        total = f"{size.total:,}" if size.complete else f"more than {MAX_VALUES:,}"
+        message = f"too large: the document holds {total} values (keys included, aliases expanded)"
+        if size.field is not None and size.complete:
+            message += f", {size.field_total:,} of them here"
+        message += f"; a scenario may hold at most {MAX_VALUES:,}"
+        field = "" if size.field is None else _render([size.field])
+        raise ScenarioError([Problem(self.filename, self._line_at(size.index), field, message)])
 
     def _flatten_merges(self, root: Node) -> None:
         """Apply ``<<: *anchor`` merge keys in place; merged pairs keep their own marks."""
@@ -420,8 +640,9 @@ def _message(errors: list[tuple[ErrorDetails, Loc]], model: type[BaseModel]) -> 
         return _unknown_field(str(errors[0][1][-1]), list(dict.fromkeys(names)))
     expectations, got = [], ""
     for error, loc in errors:
-        expected, got = _expectation(error, loc, model)
+        expected, shown = _expectation(error, loc, model)
         expectations.append(f"invalid key: {expected}" if loc[-1:] == _KEY_SEGMENT else expected)
+        got = max(got, shown, key=len)  # alternatives see one value; keep the one with a hint
     unique = list(dict.fromkeys(expectations))
     if len(unique) > 1 and all(e.startswith("expected ") for e in unique):
         message = "expected " + " or ".join(e.removeprefix("expected ") for e in unique)
@@ -442,7 +663,58 @@ def _unknown_field(name: str, allowed: list[str]) -> str:
 
 
 def _expectation(error: ErrorDetails, loc: Loc, model: type[BaseModel]) -> tuple[str, str]:
-    """(what was expected, the value got or "") for one pydantic error at ``loc``."""
+    """(what was expected, the value got or "") for one pydantic error at ``loc``.
+
+    Where a number was expected and YAML read one as text (``1e3``), the value got carries
+    the hint that says why and what to write instead.
+    """
+    expected, got = _plain_expectation(error, loc, model)
+    hint = _number_hint(error["input"], error["type"])
+    if hint:
+        shown = _show(error["input"])
+        if f"(got {shown})" in expected:  # a message that shows the value itself (durations)
+            expected = expected.replace(f"(got {shown})", f"(got {shown}; {hint})")
+        else:
+            got = f"{shown}; {hint}"
+    return expected, got
+
+
+# A number in exponent form that YAML 1.1 reads as text: PyYAML wants a dot in the mantissa
+# and a sign in the exponent (1.0e+3), so 1e3, 1.5e3 and 2e-5 are strings.
+_EXPONENT_FORM = re.compile(r"\s*([-+]?)([0-9]+\.?[0-9]*|\.[0-9]+)[eE]([-+]?)([0-9]+)\s*")
+_NUMBER_ERRORS = {"int_type": int, "int_parsing": int, "float_type": float, "float_parsing": float, "duration": float}
+
+
+def _number_hint(value: Any, kind: str) -> str:
+    """``YAML reads 1e3 as text: write 1000 or 1.0e+3`` for a number YAML read as text, else ""."""
+    wanted = _NUMBER_ERRORS.get(kind)
+    typed = wanted is not None and isinstance(value, str) and len(value) <= 40  # longer: nobody typed a number
+    match = _EXPONENT_FORM.fullmatch(value) if typed else None
+    if match is None:
+        return ""
+    sign, mantissa, exponent_sign, exponent = match.groups()
+    number = decimal.Decimal(f"{sign}{mantissa}e{exponent_sign}{exponent}")
+    written = []
+    plain = format(number, "f") if len(exponent) <= 2 else ""
+    plain = plain.rstrip("0").rstrip(".") if "." in plain else plain
+    if 0 < len(plain) <= 24:  # short enough to write out in full
+        written.append("0" if plain == "-0" else plain)
+    if wanted is int:  # 1.0e+3 is a float, which an integer field refuses
+        written = [text for text in written if "." not in text]
+    else:
+        whole, _, fraction = mantissa.partition(".")  # YAML 1.1 wants digits on both sides here
+        dotted = f"{whole or '0'}.{fraction or '0'}"
+        written.append(f"{sign}{dotted}e{exponent_sign or '+'}{exponent}")
+    text = value.strip()
+    if written:
+        return f"YAML reads {text} as text: write {' or '.join(written)}"
+    if number == number.to_integral_value():
+        return f"YAML reads {text} as text; write the integer in digits"
+    return f"YAML reads {text} as text, and it is not a whole number"
+
+
+def _plain_expectation(error: ErrorDetails, loc: Loc, model: type[BaseModel]) -> tuple[str, str]:
+    """(what was expected, the value got or "") in the words users meet, before any hint."""
     kind, ctx = error["type"], error.get("ctx", {})
     got = _show(error["input"])
     if kind.startswith("missing"):
