@@ -51,12 +51,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from sim.compare import comparison_text, parse_seeds, run_compared, seeds_body, seeds_text
 from sim.durations import format_duration
 from sim.errors import Problem, ScenarioError, SimError
 from sim.loader import field_line, load_scenario_file
 from sim.progress import RunProgress
 from sim.results import RESULT_FILE, canonical_json, package_version, result_header, write_text_atomic
 from sim.twin import Estimate, Twin, load_twin
+from sim.variants import Experiment, check_variants
 
 __all__ = [
     "CRASH_FILE",
@@ -138,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
         help="print the result JSON on stdout instead of a summary (the file is written too)",
     )
     run.add_argument(
+        "--seeds",
+        default=None,
+        help="run on many seeds and count, per expectation, the seeds it held on: "
+        "a count (20: the scenario's seed and the next 19), a range (1-20) or a list (3,5,8)",
+    )
+    run.add_argument(
         "--force",
         action="store_true",
         help="run even if the estimate says it needs more than 80%% of this machine's memory or more than 12 h",
@@ -156,8 +164,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load(twin: Twin, path: str | Path) -> Any:
-    """Load and fully check one scenario file (pydantic validation plus the twin's checks)."""
-    return load_scenario_file(path, twin.scenario_type, check=twin.check)
+    """Load and fully check one scenario file: pydantic validation, the twin's checks, and
+    (for scenarios with variants) each variant and each expectation."""
+
+    def check(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
+        problems = list(twin.check(scenario))
+        if isinstance(scenario, Experiment):
+            problems += check_variants(twin, scenario)
+        return problems
+
+    return load_scenario_file(path, twin.scenario_type, check=check)
 
 
 def run_scenario(
@@ -508,9 +524,15 @@ def _run(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     _prepare_out(out, given=args.out is not None)
     path = out / RESULT_FILE
     session.earlier_result = path if path.exists() else None
-    with RunProgress(scenario.duration) as progress:
-        session.progress = progress
-        body = _twin_call(twin.run, scenario, seed, progress=progress)
+    seeds = None if args.seeds is None else parse_seeds(args.seeds)
+    if seeds is not None and args.seeds.strip().isdigit():
+        seeds = [seed + offset for offset in seeds]
+    if seeds is not None and any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise SimError(f"--seeds: every seed must be between 0 and {MAX_SEED}")
+    compared = isinstance(scenario, Experiment) and (bool(scenario.variants) or seeds is not None)
+    if compared and not scenario.variants:
+        scenario = scenario.model_copy(update={"variants": {"as-written": {}}})
+    body = _run_body(twin, scenario, seed, seeds, session) if compared else _run_one(twin, scenario, seed, session)
     result = {**result_header(scenario, seed, twin.name), **body}
     text = canonical_json(result)
     try:
@@ -523,10 +545,43 @@ def _run(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
         print(f"hems-twin: wrote {path}{replaced}; the same JSON is on stdout", file=sys.stderr)
+    elif seeds is not None:
+        print(seeds_text(result))
+        print(f"\nwrote {path}{replaced}")
+    elif compared:
+        print(comparison_text(result, scenario))
+        print(f"\nwrote {path}{replaced}")
     else:
         print(summary_text(result))
         print(f"\nwrote {path}{replaced}")
-    return EXIT_OK if result.get("invariants_held", True) else EXIT_INVARIANT
+    held = result.get("invariants_held", True) and result.get("expectations_held", True)
+    return EXIT_OK if held else EXIT_INVARIANT
+
+
+def _run_one(twin: Twin, scenario: Any, seed: int, session: _Session) -> dict[str, Any]:
+    with RunProgress(scenario.duration) as progress:
+        session.progress = progress
+        body: dict[str, Any] = _twin_call(twin.run, scenario, seed, progress=progress)
+    return body
+
+
+def _run_body(twin: Twin, scenario: Any, seed: int, seeds: list[int] | None, session: _Session) -> dict[str, Any]:
+    """Every variant on ``seed``, or on each of ``seeds`` (then the per-seed verdicts)."""
+    runs = len(scenario.variants) * (1 if seeds is None else len(seeds))
+    with RunProgress(scenario.duration * runs) as progress:
+        session.progress = progress
+        done = 0.0
+
+        def slice_of(_variant: str) -> Callable[[float, int], None]:
+            nonlocal done
+            start, done = done, done + scenario.duration
+            return lambda now, events: progress(start + now, events)
+
+        if seeds is None:
+            compared: dict[str, Any] = _twin_call(run_compared, twin, scenario, seed, slice_of)
+            return compared
+        per_seed = {s: _twin_call(run_compared, twin, scenario, s, slice_of) for s in seeds}
+    return seeds_body(per_seed)
 
 
 # -- validate, list, schema ------------------------------------------------------------------

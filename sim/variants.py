@@ -23,7 +23,7 @@ variants share the workload and the fault draws wherever the variant does not ch
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, field_validator
@@ -170,9 +170,15 @@ def check_variants(twin: Twin, scenario: Experiment) -> list[tuple[Loc, str]]:
 
 
 def run_variants(
-    twin: Twin, scenario: Experiment, seed: int, progress: Progress | None = None
+    twin: Twin, scenario: Experiment, seed: int, progress: Callable[[str], Progress | None] | None = None
 ) -> tuple[dict[str, dict[str, Any]], list[Verdict]]:
-    """Run every variant on ``seed``; returns each one's result body and the verdicts."""
-    results = {name: twin.run(variant, seed, progress) for name, variant in variant_scenarios(scenario).items()}
+    """Run every variant on ``seed``; returns each one's result body and the verdicts.
+
+    ``progress(variant)`` gives the progress callback of that variant's run, if any.
+    """
+    results = {
+        name: twin.run(variant, seed, None if progress is None else progress(name))
+        for name, variant in variant_scenarios(scenario).items()
+    }
     verdicts = [evaluate(expectation, results) for _, expectation in expectations_of(scenario)]
     return results, verdicts

@@ -78,5 +78,7 @@ def test_no_module_reads_a_reading_by_a_bare_position() -> None:
 
     root = Path(__file__).resolve().parent.parent / "models"
     pattern = re.compile(r"\b(r|record|reading|row)\[[0-6]\]|itemgetter\([0-6]\)")
-    offenders = [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text())]
+    # The policies are generic (no readings pass through them); everything else may meet readings.
+    files = [p for p in root.rglob("*.py") if "policies" not in p.parts]
+    offenders = [str(p) for p in files if pattern.search(p.read_text())]
     assert offenders == []
