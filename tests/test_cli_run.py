@@ -228,6 +228,9 @@ def test_a_real_sigint_exits_130_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "small.yaml").write_text(SMALL)
     code = (
         "import os, signal, sys\n"
+        # A shell without job control starts background jobs (CI) with SIGINT ignored; Python
+        # then keeps it ignored.  A terminal's Ctrl-C arrives with Python's own handler.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from models.twin import TWIN\n"
         "from sim.cli import main\n"
         "def run(scenario, seed, progress=None):\n"
