@@ -10,11 +10,12 @@ countermeasure" differs from "as designed" by one or two lines.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from models.faults import FAULT_KINDS
+from models.policies import RetryPolicy
 from sim.distributions import Distribution, constant
 from sim.durations import Duration, Offset
 from sim.faults import Fault, fault_union
@@ -37,6 +38,7 @@ __all__ = [
     "NetworkConfig",
     "PostgresConfig",
     "RedisConfig",
+    "RetryConfig",
     "Scenario",
     "StreamConfig",
     "WorkloadConfig",
@@ -240,8 +242,10 @@ class DeviceManagerConfig(_Config):
     outbox: bool = Field(default=False, description="transactional outbox with a polling relay (C1)")
     relay_interval: Duration = Field(default=1.0)
     relay_batch: int = Field(default=100, ge=1, le=100_000)
-    relay_max_attempts: int = Field(
-        default=10, ge=1, le=MAX_ATTEMPTS, description="publish attempts before a command is marked failed"
+    relay_retry: RetryConfig = Field(
+        default_factory=lambda: RetryConfig(max_attempts=None, cap=30.0, jitter="full", max_elapsed=3600.0),
+        description="the outbox relay's retries of a failed publish, per command; a command whose retries "
+        "run out is marked failed",
     )
     idempotency_keys: bool = Field(default=False, description="honour Idempotency-Key with a unique constraint (C2)")
     device_limit_per_min: float | None = Field(
@@ -275,12 +279,57 @@ class IngestConfig(_Config):
     current_range: Range = Field(default=(0.0, 100.0), description="accepted current, [low, high]")
 
 
+class RetryConfig(_Config):
+    """How a client retries a failed call: an exact schedule, or capped exponential backoff.
+
+    With ``delays`` the schedule is exact (the review's analytics engine waits 1 s, 2 s, 4 s)
+    and the other fields but ``max_elapsed`` are unused; otherwise retry ``n`` waits up to
+    ``min(cap, base * multiplier**(n-1))``, with ``jitter`` as in the AWS Architecture Blog
+    (none, full, equal, decorrelated), for at most ``max_attempts`` attempts in all.
+    """
+
+    delays: list[Offset] | None = Field(default=None, max_length=MAX_ATTEMPTS, description="an exact schedule")
+    max_attempts: int | None = Field(
+        default=4, ge=1, le=MAX_ATTEMPTS, description="attempts including the first; null: no limit"
+    )
+    base: Duration = Field(default=1.0, description="the first retry's backoff ceiling")
+    multiplier: float = Field(default=2.0, ge=1, le=10, description="growth of the ceiling per retry")
+    cap: Duration = Field(default=20.0, description="no backoff is longer")
+    jitter: Literal["none", "full", "equal", "decorrelated"] = Field(default="none")
+    max_elapsed: Duration | None = Field(default=None, description="no retry ends later than this after the first try")
+
+    @model_validator(mode="after")
+    def _cap(self) -> RetryConfig:
+        if self.cap < self.base:
+            raise ValueError(f"cap ({self.cap}s) must be at least base ({self.base}s)")
+        return self
+
+    def policy(self) -> RetryPolicy:
+        """The pure policy these settings describe."""
+        if self.delays is not None:
+            fixed = RetryPolicy.fixed(*self.delays)
+            return RetryPolicy(max_attempts=fixed.max_attempts, delays_s=fixed.delays_s, max_elapsed_s=self.max_elapsed)
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            base_s=self.base,
+            multiplier=self.multiplier,
+            cap_s=self.cap,
+            jitter=self.jitter,
+            max_elapsed_s=self.max_elapsed,
+        )
+
+
+def _schedule(*delays: float) -> Any:
+    return {"delays": list(delays)}
+
+
 class AnalyticsConfig(_Config):
     """Dashboard queries against the read replicas."""
 
     concurrency: int = Field(default=50, ge=1, le=MAX_WORKERS, description="worker threads")
-    retry_delays: list[Offset] = Field(
-        default_factory=lambda: [1.0, 2.0, 4.0], max_length=MAX_ATTEMPTS, description="the review's 3 retries"
+    retry: RetryConfig = Field(
+        default_factory=lambda: _schedule(1.0, 2.0, 4.0),
+        description="retries of a failed query: as designed the review's 3 retries after 1 s, 2 s, 4 s",
     )
     query_timeout: Duration | None = Field(default=None, description="none as designed (C3: 10s)")
     breaker: BreakerConfig | None = Field(default=None, description="one breaker per replica (C3)")
@@ -298,8 +347,10 @@ class WorkloadConfig(_Config):
         default=0.5, ge=0, le=1, description="share of commands that toggle (not idempotent)"
     )
     app_timeout: Duration = Field(default=10.0)
-    app_retries: int = Field(default=2, ge=0, le=MAX_ATTEMPTS)
-    app_retry_backoff: Duration = Field(default=2.0)
+    app_retry: RetryConfig = Field(
+        default_factory=lambda: _schedule(2.0, 4.0),
+        description="the app's retries after a timeout, connection error, 429 or 5xx: 2 retries, 2 s then 4 s",
+    )
     send_idempotency_keys: bool = Field(default=False, description="the app sends one Idempotency-Key per intent (C2)")
     dashboard_users: int = Field(default=100, ge=0, le=MAX_POPULATION)
     queries_per_user_per_hour: float = Field(default=12.0, ge=0, le=MAX_RATE)

@@ -40,7 +40,7 @@ def estimate(scenario: Scenario) -> Estimate:
     fleet, workload = scenario.fleet, scenario.workload
     readings_per_s = fleet.meters / fleet.report_every if fleet.meters else 0.0
     requests_per_s = (
-        workload.mobile_users * workload.commands_per_user_per_hour * (1 + workload.app_retries)
+        workload.mobile_users * workload.commands_per_user_per_hour * (workload.app_retry.max_attempts or 10)
         + workload.dashboard_users * workload.queries_per_user_per_hour
     ) / 3600.0
     polls_per_s = scenario.stream.shards / scenario.ingest.poll_interval

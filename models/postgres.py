@@ -13,6 +13,7 @@ index it lets the twin count the duplicate rows the system silently stores.
 
 from __future__ import annotations
 
+import math
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -247,9 +248,12 @@ class Postgres(Actor):
 
     def _select(self, op: Select) -> Any:
         db = self.db
-        if op.query == "pending_commands":
+        if op.query == "pending_commands":  # ... WHERE next_attempt_at <= :due_by ORDER BY id LIMIT :limit
+            due_by = op.params.get("due_by", math.inf)
             ids = []
             for command_id in db.pending:
+                if db.commands[command_id].get("next_attempt_at", 0.0) > due_by:
+                    continue
                 ids.append(command_id)
                 if len(ids) >= op.params.get("limit", 100):
                     break

@@ -77,7 +77,8 @@ class DeviceManager(HttpService):
             KeyedRateLimiter.per_period(config.device_limit_per_min, 60.0) if config.device_limit_per_min else None
         )
         if config.outbox:
-            self.background(lambda epoch: kernel.driver.drive(outbox_relay(self.settings), self, epoch))
+            retry_rng = kernel.streams.stream(f"{self.name}/relay-retry")
+            self.background(lambda epoch: kernel.driver.drive(outbox_relay(self.settings, retry_rng), self, epoch))
 
     def serve(self, request: HttpRequest) -> Any:
         return submit_command(self.settings, request.user, request.body, request.headers, self.device_limiter)
@@ -96,6 +97,7 @@ class AnalyticsEngine(HttpService):
         self.transitions: list[dict[str, Any]] = []
         self._reset_breakers()
         self._next = 0
+        self._retry_rng = kernel.streams.stream(f"{self.name}/retry")
 
     def _reset_breakers(self) -> None:
         spec = self.config.breaker
@@ -130,7 +132,7 @@ class AnalyticsEngine(HttpService):
             raise Rejected("no_replica", "no read replica configured")
         first = self._next
         self._next += 1
-        return energy_report(self.settings, request.body["device_id"], first, self.breakers)
+        return energy_report(self.settings, request.body["device_id"], first, self.breakers, self._retry_rng)
 
     def stats(self) -> dict[str, Any]:
         figures: dict[str, Any] = dict(super().stats())

@@ -5,7 +5,8 @@ Each piece of logic declares what it needs as a frozen dataclass (``CommandSetti
 filled from the config field of the same name, converted to the field's declared container
 type (a YAML list becomes the tuple or frozenset the logic wants); what does not come
 from that config section (the replicas the topology provides, a switch of another
-component) is passed by name.  So a new countermeasure switch is a field in the config
+component) is passed by name, and a config section describing a policy (a retry schedule)
+becomes the policy object.  So a new countermeasure switch is a field in the config
 and a field in the settings, and nothing in between.
 """
 
@@ -47,7 +48,10 @@ def settings_from(settings_type: type[S], config: BaseModel, **given: Any) -> S:
 
 
 def _as(hint: Any, value: Any) -> Any:
-    """``value`` in the container type ``hint`` asks for (tuple, frozenset), else as it is."""
+    """``value`` in the type ``hint`` asks for: a tuple or frozenset from a list, the pure
+    policy a config section describes (its ``policy()``), else ``value`` as it is."""
+    if isinstance(hint, type) and not isinstance(value, hint) and callable(getattr(value, "policy", None)):
+        return value.policy()
     origin = typing.get_origin(hint)
     if origin is tuple and not isinstance(value, tuple):
         return tuple(value)

@@ -42,6 +42,7 @@ class MobileUsers:
         self.devices = devices
         kernel.network.add_node(MOBILE, zone=zone, region=region)
         self.rng = kernel.streams.stream(MOBILE)
+        self._retry_rng = kernel.streams.stream(f"{MOBILE}/retry")  # jitter never shifts the workload's draws
         self.settings = settings_from(AppSettings, config)
         self.started: dict[str, float] = {}
         self.results: dict[str, tuple[AppResult, float]] = {}
@@ -63,7 +64,7 @@ class MobileUsers:
             action = "toggle" if toggle else ("on" if rng.random() < 0.5 else "off")
             self.kernel.ledger.track(COMMANDS, intent)
             self.started[intent] = env.now
-            logic = send_command(self.settings, f"user-{user_index}", device, action, intent)
+            logic = send_command(self.settings, f"user-{user_index}", device, action, intent, self._retry_rng)
             self.kernel.driver.spawn(logic, MOBILE, on_done=functools.partial(self._finished, intent))
 
     def _finished(self, intent: str, result: Any) -> None:

@@ -26,7 +26,7 @@ from models.ops import (
     SendMessage,
     Update,
 )
-from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter
+from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter, RetryPolicy
 from models.policies.dedup import DedupWindow
 from models.readings import as_copy, reading
 from sim.driver import run_direct
@@ -51,7 +51,7 @@ class FakeBackend:
                 row = self.rows[self.by_key[key]]
                 return {"id": row["id"], "created": False, "status": row["status"]}
             new_id = len(self.rows) + 1
-            self.rows[new_id] = dict(op.row, id=new_id)
+            self.rows[new_id] = dict(op.row, id=new_id, created_at=0.0)
             if key:
                 self.by_key[key] = new_id
             return {"id": new_id, "created": True, "status": op.row["status"]}
@@ -59,7 +59,8 @@ class FakeBackend:
             self.rows[op.row_id].update(op.changes)
             return 1
         if isinstance(op, Select) and op.query == "pending_commands":
-            return [dict(r) for r in self.rows.values() if r["status"] == "pending"][: op.params["limit"]]
+            due = [r for r in self.rows.values() if r.get("next_attempt_at", 0.0) <= op.params["due_by"]]
+            return [dict(r) for r in due if r["status"] == "pending"][: op.params["limit"]]
         if isinstance(op, Publish):
             if self.broker_down:
                 raise Unavailable("refused", "broker down")
@@ -73,7 +74,7 @@ class FakeBackend:
 def settings(**changes: Any) -> CommandSettings:
     base = {
         "outbox": False, "idempotency_keys": False, "db_timeout": None, "mqtt_timeout": None, "redis_timeout": None,
-        "relay_batch": 10, "relay_interval": 1.0, "relay_max_attempts": 3,
+        "relay_batch": 10, "relay_interval": 1.0, "relay_retry": RetryPolicy(max_attempts=3, base_s=1.0, cap_s=1.0),
     }  # fmt: skip
     return CommandSettings(**{**base, **changes})
 
@@ -104,16 +105,20 @@ def test_outbox_defers_publishing_to_the_relay_which_retries() -> None:
     assert run_direct(relay_once(settings(outbox=True)), backend)[0] == 0
     assert backend.rows[1]["attempts"] == 1 and backend.rows[1]["status"] == "pending"
     backend.broker_down = False
-    assert run_direct(relay_once(settings(outbox=True)), backend)[0] == 1
+    assert run_direct(relay_once(settings(outbox=True)), backend, start=5.0)[0] == 1  # once its backoff is over
     assert backend.rows[1]["status"] == "sent" and len(backend.published) == 1
 
 
 def test_relay_gives_up_after_max_attempts() -> None:
     backend = FakeBackend(broker_down=True)
     run_direct(submit_command(settings(outbox=True), "u1", BODY, {}, None), backend)
-    for _ in range(3):
-        run_direct(relay_once(settings(outbox=True)), backend)
-    assert backend.rows[1]["status"] == "failed"
+    run_direct(relay_once(settings(outbox=True)), backend, start=0.0)
+    assert backend.rows[1]["status"] == "pending" and backend.rows[1]["next_attempt_at"] == 1.0  # backing off
+    run_direct(relay_once(settings(outbox=True)), backend, start=0.5)
+    assert backend.rows[1]["attempts"] == 1  # not due yet: no publish attempt
+    for clock in (1.0, 2.0):
+        run_direct(relay_once(settings(outbox=True)), backend, start=clock)
+    assert backend.rows[1]["status"] == "failed" and backend.rows[1]["attempts"] == 3
 
 
 def test_idempotency_key_turns_a_retry_into_a_replay() -> None:
@@ -145,12 +150,12 @@ def test_app_retries_timeouts_and_without_keys_creates_new_commands() -> None:
             raise OperationTimeout("timeout")
         return HttpResponse(202, {"command_id": 9})
 
-    app = AppSettings(app_timeout=10.0, app_retries=2, app_retry_backoff=2.0, send_idempotency_keys=False)
+    app = AppSettings(app_timeout=10.0, app_retry=RetryPolicy.fixed(2.0, 4.0), send_idempotency_keys=False)
     result, clock = run_direct(send_command(app, "u", 1, "on", "i-7"), flaky)
     assert result.accepted and result.attempts == 3
     assert clock == 2.0 + 4.0  # linear backoff between attempts
     assert all("Idempotency-Key" not in c.headers for c in calls)
-    keyed = AppSettings(app_timeout=10.0, app_retries=0, app_retry_backoff=2.0, send_idempotency_keys=True)
+    keyed = AppSettings(app_timeout=10.0, app_retry=RetryPolicy.fixed(), send_idempotency_keys=True)
     calls.clear()
     run_direct(send_command(keyed, "u", 1, "on", "i-8"), lambda op: calls.append(op) or HttpResponse(202))
     assert calls[0].headers["Idempotency-Key"] == "i-8"
@@ -221,7 +226,7 @@ def test_countermeasures_validate_dedupe_and_dead_letter() -> None:
 
 def test_analytics_retries_at_1_2_4_seconds_then_fails() -> None:
     spec = AnalyticsSettings(
-        replicas=("r1",), retry_delays=(1.0, 2.0, 4.0), query_timeout=None, fallback_to_cache=False
+        replicas=("r1",), retry=RetryPolicy.fixed(1.0, 2.0, 4.0), query_timeout=None, fallback_to_cache=False
     )
     attempts: list[str] = []
 
@@ -234,7 +239,9 @@ def test_analytics_retries_at_1_2_4_seconds_then_fails() -> None:
 
 
 def test_breaker_skips_a_failing_replica_and_cache_serves_when_all_fail() -> None:
-    spec = AnalyticsSettings(replicas=("r1", "r2"), retry_delays=(1.0,), query_timeout=10.0, fallback_to_cache=True)
+    spec = AnalyticsSettings(
+        replicas=("r1", "r2"), retry=RetryPolicy.fixed(1.0), query_timeout=10.0, fallback_to_cache=True
+    )
     breakers = {r: CircuitBreaker(BreakerSettings(consecutive_failures=1, min_calls=1)) for r in spec.replicas}
     calls: list[str] = []
 

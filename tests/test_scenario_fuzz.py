@@ -19,7 +19,7 @@ name: fuzz
 duration: 10m
 fleet: {meters: 10, report_every: 10s, schema_versions: {2: 1.0}}
 ingest: {validate: true, power_range: [0, 10000]}
-analytics: {retry_delays: [1s, 2s], breaker: {open_for: 30s}}
+analytics: {retry: {delays: [1s, 2s]}, breaker: {open_for: 30s}}
 faults:
   - {kind: latency, target: db-replica-1, at: 1m, for: 2m, add: {kind: lognormal, median: 1s, sigma: 0.5}}
   - {kind: partition, target: us-east-1a, other: [aws-managed], at: 2m, for: 1m}

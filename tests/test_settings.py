@@ -27,14 +27,16 @@ def test_every_settings_field_is_the_config_field_of_that_name(settings_type, co
     for field in dataclasses.fields(settings_type):
         value = getattr(built, field.name)
         expected = given[field.name] if field.name in given else getattr(config, field.name)
+        if hasattr(expected, "policy"):
+            expected = expected.policy()  # a retry section becomes its policy
         assert value == expected or sorted(value) == sorted(expected)
 
 
 def test_containers_follow_the_settings_types() -> None:
     ingest = settings_from(IngestSettings, IngestConfig(supported_schema_versions=[1, 2]), on_conflict_do_nothing=False)
     assert ingest.supported_schema_versions == frozenset({1, 2})
-    analytics = settings_from(AnalyticsSettings, AnalyticsConfig(retry_delays=[1, 2]), replicas=("r",))
-    assert analytics.retry_delays == (1.0, 2.0)
+    analytics = settings_from(AnalyticsSettings, AnalyticsConfig(retry={"delays": [1.0, 2.0]}), replicas=("r",))
+    assert analytics.retry.delays_s == (1.0, 2.0) and analytics.retry.max_attempts == 3  # a section becomes its policy
 
 
 def test_a_settings_field_with_no_config_field_is_a_model_error() -> None:

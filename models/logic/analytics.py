@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from models.names import REDIS
 from models.ops import HttpResponse, RedisPipeline, Select
-from models.policies import CircuitBreaker
+from models.policies import CircuitBreaker, RandomSource, RetryPolicy
 from sim.ops import Logic, Now, OpError, Sleep
 
 __all__ = ["AnalyticsSettings", "energy_report"]
@@ -27,7 +27,7 @@ class AnalyticsSettings:
     """What the analytics path needs from its configuration."""
 
     replicas: tuple[str, ...]
-    retry_delays: tuple[float, ...]
+    retry: RetryPolicy
     query_timeout: float | None
     fallback_to_cache: bool
 
@@ -37,13 +37,20 @@ def energy_report(
     device_id: int,
     first_replica: int,
     breakers: Mapping[str, CircuitBreaker],
+    rng: RandomSource | None = None,
 ) -> Logic[HttpResponse]:
-    """Answer ``GET /api/v1/analytics/energy?device=...``."""
+    """Answer ``GET /api/v1/analytics/energy?device=...``.
+
+    ``rng`` draws the retry policy's jitter, if it has any.
+    """
     replicas: Sequence[str] = settings.replicas
-    attempts = 1 + len(settings.retry_delays)
     last_error = "no replica"
-    for attempt in range(attempts):
-        replica = replicas[(first_replica + attempt) % len(replicas)]
+    started = yield Now()
+    attempt = 0
+    skipped = 0  # replicas skipped in a row because their breaker is open
+    while True:
+        attempt += 1
+        replica = replicas[(first_replica + attempt - 1) % len(replicas)]
         breaker = breakers.get(replica)
         permit = None
         if breaker is not None:
@@ -51,16 +58,23 @@ def energy_report(
             permit = breaker.try_acquire(now)
             if permit is None:
                 last_error = "circuit_open"
+                skipped += 1
+                limit = settings.retry.max_attempts
+                if skipped >= len(replicas) or (limit is not None and attempt >= limit):
+                    break  # every breaker is open, or the attempts are spent: nothing left to try
                 continue  # fail fast: no call, no backoff, try the next replica
+        skipped = 0
         try:
             summary = yield Select(replica, "energy_summary", {"device_id": device_id}, timeout=settings.query_timeout)
         except OpError as error:
             last_error = error.reason
+            now = yield Now()
             if breaker is not None and permit is not None:
-                now = yield Now()
                 breaker.record(permit, now, success=False)
-            if attempt < len(settings.retry_delays):
-                yield Sleep(settings.retry_delays[attempt])
+            delay = settings.retry.next_delay(attempt, now=now, started_at=started, rng=rng)
+            if delay is None:
+                break
+            yield Sleep(delay)
             continue
         if breaker is not None and permit is not None:
             now = yield Now()

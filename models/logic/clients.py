@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from models.names import API_GATEWAY
 from models.ops import HttpRequest, HttpResponse
-from sim.ops import Logic, OpError, Sleep
+from models.policies import RandomSource, RetryPolicy
+from sim.ops import Logic, Now, OpError, Sleep
 
 __all__ = ["AppResult", "AppSettings", "dashboard_query", "send_command"]
 
@@ -24,8 +25,7 @@ class AppSettings:
     """The mobile app's networking behaviour."""
 
     app_timeout: float
-    app_retries: int
-    app_retry_backoff: float
+    app_retry: RetryPolicy
     send_idempotency_keys: bool
 
 
@@ -42,14 +42,22 @@ def _retryable(status: int) -> bool:
     return status == 429 or status == 409 or status >= 500
 
 
-def send_command(settings: AppSettings, user: str, device_id: int, action: str, intent: str) -> Logic[AppResult]:
-    """Send one command the way the app does; see the module docstring."""
+def send_command(
+    settings: AppSettings, user: str, device_id: int, action: str, intent: str, rng: RandomSource | None = None
+) -> Logic[AppResult]:
+    """Send one command the way the app does; see the module docstring.
+
+    ``rng`` draws the retry policy's jitter, if it has any.
+    """
     headers = {"Authorization": f"Bearer token-{user}"}
     if settings.send_idempotency_keys:
         headers["Idempotency-Key"] = intent
     body = {"device_id": device_id, "action": action, "intent": intent}
     last: int | str = "none"
-    for attempt in range(1, settings.app_retries + 2):
+    started = yield Now()
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             response: HttpResponse = yield HttpRequest(
                 GATEWAY, "POST /api/v1/devices/{id}/commands", user, body, headers, timeout=settings.app_timeout
@@ -62,9 +70,11 @@ def send_command(settings: AppSettings, user: str, device_id: int, action: str, 
             last = response.status
             if not _retryable(response.status):
                 return AppResult(False, response.status, attempt)
-        if attempt <= settings.app_retries:
-            yield Sleep(settings.app_retry_backoff * attempt)
-    return AppResult(False, last, settings.app_retries + 1)
+        now = yield Now()
+        delay = settings.app_retry.next_delay(attempt, now=now, started_at=started, rng=rng)
+        if delay is None:
+            return AppResult(False, last, attempt)
+        yield Sleep(delay)
 
 
 def dashboard_query(timeout: float, user: str, device_id: int) -> Logic[HttpResponse]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from models.names import COMMANDS_TABLE, DB_PRIMARY, IOT_CORE, REDIS
 from models.ops import HttpResponse, Insert, Publish, RedisPipeline, Select, Update
-from models.policies import KeyedRateLimiter
+from models.policies import KeyedRateLimiter, RandomSource, RetryPolicy
 from sim.ops import Logic, Now, OpError, Sleep
 
 __all__ = ["CommandSettings", "outbox_relay", "relay_once", "submit_command"]
@@ -35,7 +35,7 @@ class CommandSettings:
     redis_timeout: float | None
     relay_batch: int
     relay_interval: float
-    relay_max_attempts: int
+    relay_retry: RetryPolicy
 
 
 def command_topic(device_id: int) -> str:
@@ -99,11 +99,18 @@ def submit_command(
     return HttpResponse(202, {"command_id": command_id, "status": "sent"})
 
 
-def relay_once(settings: CommandSettings) -> Logic[int]:
-    """One pass of the outbox relay: publish pending commands, mark them; returns how many went out."""
+def relay_once(settings: CommandSettings, rng: RandomSource | None = None) -> Logic[int]:
+    """One pass of the outbox relay: publish the pending commands that are due, mark them;
+    returns how many went out.
+
+    A failed publish is retried per command on the relay's retry policy (the row's
+    ``attempts`` and ``next_attempt_at``); when the policy gives up, the command is marked
+    ``failed``, a final state the user can be told about.  ``rng`` draws the jitter.
+    """
+    now = yield Now()
     try:
         pending = yield Select(
-            DB_PRIMARY, "pending_commands", {"limit": settings.relay_batch}, timeout=settings.db_timeout
+            DB_PRIMARY, "pending_commands", {"limit": settings.relay_batch, "due_by": now}, timeout=settings.db_timeout
         )
     except OpError:
         return 0
@@ -114,15 +121,15 @@ def relay_once(settings: CommandSettings) -> Logic[int]:
             yield Publish(IOT_CORE, command_topic(row["device_id"]), payload, qos=1, timeout=settings.mqtt_timeout)
         except OpError:
             attempts = row["attempts"] + 1
-            status = "failed" if attempts >= settings.relay_max_attempts else "pending"
+            now = yield Now()
+            delay = settings.relay_retry.next_delay(attempts, now=now, started_at=row["created_at"], rng=rng)
+            changes: dict[str, Any] = {"attempts": attempts}
+            if delay is None:
+                changes["status"] = "failed"
+            else:
+                changes["next_attempt_at"] = now + delay
             try:
-                yield Update(
-                    DB_PRIMARY,
-                    COMMANDS_TABLE,
-                    row["id"],
-                    {"attempts": attempts, "status": status},
-                    timeout=settings.db_timeout,
-                )
+                yield Update(DB_PRIMARY, COMMANDS_TABLE, row["id"], changes, timeout=settings.db_timeout)
             except OpError:
                 return published
             continue
@@ -134,8 +141,8 @@ def relay_once(settings: CommandSettings) -> Logic[int]:
     return published
 
 
-def outbox_relay(settings: CommandSettings) -> Logic[None]:
+def outbox_relay(settings: CommandSettings, rng: RandomSource | None = None) -> Logic[None]:
     """The relay's endless polling loop."""
     while True:
-        yield from relay_once(settings)
+        yield from relay_once(settings, rng)
         yield Sleep(settings.relay_interval)
