@@ -352,6 +352,11 @@ class WorkloadConfig(_Config):
         description="the app's retries after a timeout, connection error, 429 or 5xx: 2 retries, 2 s then 4 s",
     )
     send_idempotency_keys: bool = Field(default=False, description="the app sends one Idempotency-Key per intent (C2)")
+    quiet_before_end: Offset = Field(
+        default=0.0,
+        description="no new command intents this long before the run ends, so every intent can settle "
+        "(otherwise the last ones are in flight at the end)",
+    )
     dashboard_users: int = Field(default=100, ge=0, le=MAX_POPULATION)
     queries_per_user_per_hour: float = Field(default=12.0, ge=0, le=MAX_RATE)
     dashboard_timeout: Duration = Field(default=10.0)

@@ -132,7 +132,14 @@ def build(scenario: Scenario, seed: int) -> World:
     dlq = DeadLetterQueue(kernel, zone="us-east-1c", region=REGION)
     meters = MeterFleet(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1])
     devices = ControllableDevices(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1])
-    mobile = MobileUsers(kernel, scenario.workload, scenario.fleet.controllables, zone=PHONES[0], region=PHONES[1])
+    mobile = MobileUsers(
+        kernel,
+        scenario.workload,
+        scenario.fleet.controllables,
+        until=scenario.duration - scenario.workload.quiet_before_end,
+        zone=PHONES[0],
+        region=PHONES[1],
+    )
     dashboards = DashboardUsers(kernel, scenario.workload, scenario.fleet.meters, zone=PHONES[0], region=PHONES[1])
     components: dict[str, object] = {METERS: meters, **{m.name: m for m in redis.masters}}
     faults = FaultTimeline(kernel, scenario.faults, components)

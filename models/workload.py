@@ -10,6 +10,7 @@ bad against the availability SLO (a 2xx within the dashboard's timeout).
 from __future__ import annotations
 
 import functools
+import math
 from typing import TYPE_CHECKING, Any
 
 from models.config import WorkloadConfig
@@ -36,10 +37,21 @@ from models.settings import settings_from
 class MobileUsers:
     """Users tapping commands in the app."""
 
-    def __init__(self, kernel: Kernel, config: WorkloadConfig, devices: int, *, zone: str, region: str) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        config: WorkloadConfig,
+        devices: int,
+        *,
+        until: float = math.inf,
+        zone: str,
+        region: str,
+    ) -> None:
+        """``until``: when users stop starting new intents (see ``quiet_before_end``)."""
         self.kernel = kernel
         self.config = config
         self.devices = devices
+        self.until = until
         kernel.network.add_node(MOBILE, zone=zone, region=region)
         self.rng = kernel.streams.stream(MOBILE)
         self._retry_rng = kernel.streams.stream(f"{MOBILE}/retry")  # jitter never shifts the workload's draws
@@ -56,6 +68,8 @@ class MobileUsers:
         rng = self.rng
         while True:
             yield env.timeout(rng.exponential(1.0 / rate))
+            if env.now >= self.until:
+                return  # the quiet period before the end: the intents started so far can settle
             self.intents += 1
             intent = f"intent-{self.intents}"
             user_index = int(rng.integers(self.config.mobile_users))
