@@ -8,11 +8,22 @@ Reference semantics: ``research/semantics.md`` sections 1, 2, 3, 6 and 10.
 
 from __future__ import annotations
 
-from .bulkhead import Bulkhead
-from .circuit_breaker import BreakerSettings, BreakerState, CircuitBreaker, Permit
-from .dead_letter import DeadLetterPolicy
-from .idempotency import Fresh, IdempotencyStore, InProgress, Mismatch, Replay
-from .rate_limit import KeyedRateLimiter, TokenBucket
+from .bulkhead import Admitted, Bulkhead, Queued, Rejected, RejectReason
+from .circuit_breaker import BreakerCounts, BreakerSettings, BreakerState, CircuitBreaker, Permit
+from .dead_letter import DeadLetter, DeadLetterPolicy
+from .idempotency import (
+    Completed,
+    Fresh,
+    IdempotencyStore,
+    InProgress,
+    LeaseLost,
+    LeaseLostReason,
+    Mismatch,
+    Released,
+    Replay,
+    Reservation,
+)
+from .rate_limit import KeyedRateLimiter, TokenBucket, retry_after_seconds
 from .retry import (
     AwsRetryQuota,
     GrpcRetryThrottle,
@@ -28,11 +39,15 @@ from .retry import (
 )
 
 __all__ = [
+    "Admitted",
     "AwsRetryQuota",
+    "BreakerCounts",
     "BreakerSettings",
     "BreakerState",
     "Bulkhead",
     "CircuitBreaker",
+    "Completed",
+    "DeadLetter",
     "DeadLetterPolicy",
     "Fresh",
     "GrpcRetryThrottle",
@@ -40,10 +55,17 @@ __all__ = [
     "InProgress",
     "Jitter",
     "KeyedRateLimiter",
+    "LeaseLost",
+    "LeaseLostReason",
     "Mismatch",
     "Permit",
+    "Queued",
     "RandomSource",
+    "RejectReason",
+    "Rejected",
+    "Released",
     "Replay",
+    "Reservation",
     "RetryAfterOverCap",
     "RetryBudget",
     "RetryCall",
@@ -52,4 +74,5 @@ __all__ = [
     "RetryPolicy",
     "RetryStop",
     "TokenBucket",
+    "retry_after_seconds",
 ]

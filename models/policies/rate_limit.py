@@ -3,7 +3,8 @@
 Why: the review (finding S1) limits users to 1000 requests/min at the gateway, but nothing
 stops one buggy app from flooding a single device with commands. A token bucket per device
 (10 commands/min) and per user (1000 requests/min) bounds each key's burst and sustained
-rate; a rejected caller answers 429 with ``Retry-After`` from :meth:`TokenBucket.retry_after`.
+rate; a rejected caller answers 429 (RFC 6585) with a ``Retry-After`` of
+:func:`retry_after_seconds` of :meth:`TokenBucket.retry_after`.
 
 The bucket refills continuously and lazily, as botocore's ``TokenBucket`` (capacity is
 topped up by ``elapsed * rate`` when it is next used), so there is no background timer and
@@ -13,10 +14,21 @@ the cost is O(1) per call. It starts full, like Envoy's ``max_tokens``. See
 Edge cases:
 
 * A request for more tokens than ``burst`` can never succeed: :meth:`TokenBucket.try_take`
-  returns ``False`` and :meth:`TokenBucket.retry_after` returns ``math.inf``.
+  returns ``False``, :meth:`TokenBucket.retry_after` returns ``math.inf`` and
+  :func:`retry_after_seconds` ``None`` (send no ``Retry-After``: retrying cannot help).
+* **Waiting exactly ``retry_after`` is always admitted**, at any clock value. The wait is
+  computed with the very expression the admission uses: the bucket's level at ``now + wait``
+  (the float sum the caller will form) must reach the full ``n`` tokens, and the wait is
+  raised by one float step at a time until it does. At ``now = 1e12`` one float step of the
+  clock is 122 microseconds, so a wait computed as ``missing / rate`` alone can land a hair
+  short. ``retry_after`` is 0 exactly when ``try_take`` at the same ``now`` would succeed.
 * Floating-point refill can land a hair below a whole token (``49 * (1/49) < 1``); a shortfall
-  below ``1e-9`` tokens is forgiven, so that waiting exactly ``retry_after`` seconds always
-  succeeds. The balance is then clamped at zero.
+  below ``1e-9`` tokens is forgiven by the admission check (``retry_after`` does not rely on
+  it, which leaves room for a bucket refilled in several steps). The balance is then clamped
+  at zero.
+* A ``Retry-After`` header carries whole seconds: :func:`retry_after_seconds` rounds the wait
+  **up** and never answers 0 for a refusal, so a client that honours the header is admitted
+  (unless somebody else took the tokens first).
 * ``now`` is expected to be non-decreasing; an earlier ``now`` refills nothing.
 """
 
@@ -26,9 +38,9 @@ import math
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from ._validation import is_finite
+from ._validation import is_finite, is_real
 
-__all__ = ["KeyedRateLimiter", "TokenBucket"]
+__all__ = ["KeyedRateLimiter", "TokenBucket", "retry_after_seconds"]
 
 _EPSILON = 1e-9
 """Token shortfall that is forgiven, to absorb floating-point error in the refill."""
@@ -84,29 +96,64 @@ class TokenBucket:
     def retry_after(self, now: float, n: float = 1.0) -> float:
         """Seconds from ``now`` until ``n`` tokens are available (0 if they are now).
 
-        Returns ``math.inf`` if ``n`` exceeds the capacity. Assumes nobody else takes
-        tokens in the meantime.
+        ``try_take(now + retry_after(now, n), n)`` succeeds if nobody else takes tokens in
+        the meantime, whatever the magnitude of ``now``. Returns ``math.inf`` if ``n``
+        exceeds the capacity.
         """
         _check_amount("n", n)
         if n > self._burst:
             return math.inf
         self._refill(now)
-        missing = n - self._tokens
-        if missing <= _EPSILON:
+        tokens = self._tokens
+        if tokens + _EPSILON >= n:
             return 0.0
-        return missing / self._rate
+        stamp = self._stamp
+        start = now if stamp is None or now > stamp else stamp
+        # The earliest instant whose level (the admission's own expression) reaches n ...
+        at = start + (n - tokens) / self._rate
+        while self._level(at) < n:
+            at = math.nextafter(at, math.inf)
+        # ... and a wait that the caller's float sum `now + wait` maps at or after it.
+        wait = at - now
+        while self._level(now + wait) < n:
+            wait = math.nextafter(wait, math.inf)
+        return wait
 
     def is_full(self, now: float) -> bool:
         """Whether the bucket has refilled to capacity, i.e. is as good as a new one."""
         self._refill(now)
         return self._tokens >= self._burst
 
-    def _refill(self, now: float) -> None:
+    def _level(self, now: float) -> float:
+        """The tokens :meth:`_refill` would find at ``now``, without changing the bucket."""
         stamp = self._stamp
-        if stamp is not None and now > stamp and self._tokens < self._burst:
-            self._tokens = min(self._burst, self._tokens + (now - stamp) * self._rate)
+        tokens = self._tokens
+        if stamp is not None and now > stamp and tokens < self._burst:
+            return min(self._burst, tokens + (now - stamp) * self._rate)
+        return tokens
+
+    def _refill(self, now: float) -> None:
+        self._tokens = self._level(now)
+        stamp = self._stamp
         if stamp is None or now > stamp:
             self._stamp = now
+
+
+def retry_after_seconds(wait_s: float) -> int | None:
+    """The ``Retry-After`` delay-seconds (RFC 9110 section 10.2.3) for a refusal that must wait ``wait_s``.
+
+    Whole seconds rounded **up**, so that a client that waits that long is admitted, and at
+    least 1, since a refused request is never admitted after 0 seconds. ``None`` when
+    ``wait_s`` is infinite (the request can never succeed: send no ``Retry-After``).
+
+    Raises:
+        ValueError: ``wait_s`` is negative or NaN.
+    """
+    if not (is_real(wait_s) and wait_s >= 0):
+        raise ValueError(f"wait_s must be a number >= 0 (got {wait_s!r})")
+    if math.isinf(wait_s):
+        return None
+    return max(1, math.ceil(wait_s))
 
 
 class KeyedRateLimiter:
