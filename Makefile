@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 NOTEBOOK_STAMP := $(VENV)/.notebook-stamp
 SEED   ?= 7
 
-.PHONY: run test test-slow lint bench schema notebook clean
+.PHONY: run test test-slow lint bench findings schema notebook clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ $(NOTEBOOK_STAMP): $(STAMP)
 
 notebook: $(NOTEBOOK_STAMP)  ## JupyterLab on notebooks/ with the project's venv as the kernel
 	$(BIN)/jupyter lab notebooks/
+
+findings: $(STAMP)  ## each finding as designed and with its countermeasure, as the README's Markdown table
+	$(BIN)/hems-twin table scenarios/c1-*.yaml scenarios/c2-*.yaml scenarios/c3-*.yaml scenarios/c5-*.yaml scenarios/s2-*.yaml
 
 schema: $(STAMP)  ## regenerate the committed JSON Schema of the scenario format
 	$(BIN)/hems-twin schema > scenarios/scenario.schema.json

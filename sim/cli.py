@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from sim.compare import comparison_text, parse_seeds, run_compared, seeds_body, seeds_text
+from sim.compare import comparison_text, markdown_table, parse_seeds, run_compared, seeds_body, seeds_text
 from sim.durations import format_duration
 from sim.errors import Problem, ScenarioError, SimError
 from sim.loader import field_line, load_scenario_file
@@ -159,6 +159,10 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="folder of *.yaml scenarios (default: the twin's own scenarios, else ./scenarios, else .)",
     )
+    table = commands.add_parser(
+        "table", help="run scenarios with variants on their own seeds; print a Markdown table of what they expect"
+    )
+    table.add_argument("files", nargs="+", help="scenario files with variants and expectations")
     commands.add_parser("schema", help="print the JSON Schema of the scenario format")
     return parser
 
@@ -621,6 +625,22 @@ def _scenario_dir(twin: Twin, given: str | None) -> Path:
     return local if local.is_dir() else Path(".")
 
 
+def _table(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
+    """Each scenario's variants on its own seed, as a Markdown table; exit 1 if any expectation failed."""
+    scenarios: dict[str, Any] = {}
+    for file in args.files:
+        scenario: Any = load(twin, file)
+        if not getattr(scenario, "variants", None):
+            raise SimError(f"{file}: has no variants to compare")
+        scenarios[scenario.name] = scenario
+    compared = {}
+    for name, scenario in scenarios.items():
+        session.scenario_file, session.scenario_name, session.seed = None, name, scenario.seed
+        compared[name] = (scenario, _twin_call(run_compared, twin, scenario, scenario.seed))
+    print(markdown_table(compared))
+    return EXIT_OK if all(body["expectations_held"] for _, body in compared.values()) else EXIT_INVARIANT
+
+
 def _list(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     directory = _scenario_dir(twin, args.directory)
     paths = sorted(directory.glob("*.yaml"))
@@ -671,6 +691,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(twin, args, session)
         if args.command == "list":
             return _list(twin, args, session)
+        if args.command == "table":
+            return _table(twin, args, session)
         return _schema(twin)
     except KeyboardInterrupt:
         return _report_interrupt(session)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sim.kernel import Progress
     from sim.twin import Twin
 
-__all__ = ["comparison_text", "parse_seeds", "run_compared", "seeds_body", "seeds_text"]
+__all__ = ["comparison_text", "markdown_table", "parse_seeds", "run_compared", "seeds_body", "seeds_text"]
 
 MAX_SEEDS = 10_000
 
@@ -88,6 +88,35 @@ def comparison_text(body: Mapping[str, Any], scenario: Experiment) -> str:
     broken = [n for n, r in variants.items() if not r.get("invariants_held", True)]
     if broken:
         lines.append(f"\ninvariants BROKEN in: {', '.join(broken)}")
+    return "\n".join(lines)
+
+
+def markdown_table(compared: Mapping[str, tuple[Experiment, Mapping[str, Any]]]) -> str:
+    """One Markdown row per scenario and figure its expectations read: the figure under each
+    variant (as designed first), and whether all the scenario's expectations held.
+
+    ``compared`` maps a scenario's name to the scenario and its :func:`run_compared` body.
+    """
+    lines = [
+        "| scenario | figure | as designed | with the countermeasure(s) | expectations |",
+        "|---|---|---|---|---|",
+    ]
+    for name, (scenario, body) in compared.items():
+        variants: dict[str, Any] = body["variants"]
+        first, *others = list(variants)
+        verdict = (
+            "all held"
+            if body["expectations_held"]
+            else "FAILED: " + "; ".join(v["expect"] for v in body["expectations"] if not v["held"])
+        )
+        paths = list(dict.fromkeys(e.path for _, e in expectations_of(scenario)))
+        for index, path in enumerate(paths):
+            shown = [_figure(value_at(variants[v], path)) for v in [first, *others]]
+            countermeasures = ", ".join(f"{v}: {s}" for v, s in zip(others, shown[1:], strict=True))
+            lines.append(
+                f"| {name if index == 0 else ''} | `{path}` | {shown[0]} | {countermeasures} | "
+                f"{verdict if index == 0 else ''} |"
+            )
     return "\n".join(lines)
 
 

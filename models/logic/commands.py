@@ -18,7 +18,7 @@ from typing import Any
 
 from models.names import COMMANDS_TABLE, DB_PRIMARY, IOT_CORE, REDIS
 from models.ops import HttpResponse, Insert, Publish, RedisPipeline, Select, Update
-from models.policies import KeyedRateLimiter, RandomSource, RetryPolicy
+from models.policies import KeyedRateLimiter, RandomSource, RetryPolicy, retry_after_seconds
 from sim.ops import Logic, Now, OpError, Sleep
 
 __all__ = ["CommandSettings", "outbox_relay", "relay_once", "submit_command"]
@@ -55,8 +55,7 @@ def submit_command(
     if device_limiter is not None:
         now = yield Now()
         if not device_limiter.try_take(device_id, now):
-            retry_after = device_limiter.retry_after(device_id, now)
-            return HttpResponse(429, {"error": "device rate limit"}, {"Retry-After": f"{max(1, round(retry_after))}"})
+            return _too_many("device rate limit", retry_after_seconds(device_limiter.retry_after(device_id, now)))
     key = headers.get("Idempotency-Key") if settings.idempotency_keys else None
     row = {
         "device_id": device_id,
@@ -97,6 +96,11 @@ def submit_command(
     except OpError:
         pass  # the command is out; a stale status or desired state is what C1 describes
     return HttpResponse(202, {"command_id": command_id, "status": "sent"})
+
+
+def _too_many(error: str, wait_s: int | None) -> HttpResponse:
+    """429 with the whole seconds to wait (rounded up: waiting that long is always admitted)."""
+    return HttpResponse(429, {"error": error}, {} if wait_s is None else {"Retry-After": str(wait_s)})
 
 
 def relay_once(settings: CommandSettings, rng: RandomSource | None = None) -> Logic[int]:

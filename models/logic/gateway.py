@@ -13,7 +13,7 @@ from typing import Any
 
 from models.names import ANALYTICS, DEVICE_MANAGER
 from models.ops import HttpRequest, HttpResponse
-from models.policies import KeyedRateLimiter
+from models.policies import KeyedRateLimiter, retry_after_seconds
 from sim.ops import Logic, Now, OperationTimeout, OpError
 
 __all__ = ["ROUTES", "GatewaySettings", "route_request"]
@@ -41,8 +41,8 @@ def route_request(
         return HttpResponse(401, {"error": "missing or invalid JWT"})
     now = yield Now()
     if not limiter.try_take(request.user, now):
-        wait = limiter.retry_after(request.user, now)
-        return HttpResponse(429, {"error": "rate limit"}, {"Retry-After": f"{max(1, round(wait))}"})
+        wait = retry_after_seconds(limiter.retry_after(request.user, now))
+        return HttpResponse(429, {"error": "rate limit"}, {} if wait is None else {"Retry-After": str(wait)})
     service = ROUTES.get(request.route)
     if service is None:
         return HttpResponse(404, {"error": f"no route {request.route}"})
