@@ -12,9 +12,9 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import Field
 
 from sim.errors import ModelDefinitionError
-from sim.faults import GENERIC_FAULTS, Fault, FaultContext
+from sim.faults import GENERIC_FAULTS, Fault, FaultContext, LastingFault, Undo
 
-__all__ = ["FAULT_KINDS", "Poison", "PoisonSource"]
+__all__ = ["FAULT_KINDS", "Flood", "FloodSource", "Poison", "PoisonSource"]
 
 
 @runtime_checkable
@@ -39,5 +39,29 @@ class Poison(Fault):
         source.emit_poison(self.count, self.schema_version)
 
 
-FAULT_KINDS: tuple[type[Fault], ...] = (*GENERIC_FAULTS, Poison)
+@runtime_checkable
+class FloodSource(Protocol):
+    """A population of app users that a bug can turn into a flood of commands (the mobile users)."""
+
+    def flood(self, device: int, rate_per_s: float, users: int) -> Undo:
+        """Send commands to ``device`` at ``rate_per_s`` from ``users`` users until undone."""
+
+
+class Flood(LastingFault):
+    """A buggy app release floods one device with commands (finding S1): ``rate`` commands
+    per second, from ``users`` users of that release, with no backoff."""
+
+    kind: Literal["flood"]
+    device: int = Field(default=0, ge=0, le=10_000_000, description="the device every command targets")
+    rate: float = Field(gt=0, le=10_000, description="commands per second, all flooding users together")
+    users: int = Field(default=20, ge=1, le=100_000, description="users running the buggy release")
+
+    def start(self, ctx: FaultContext) -> Undo:
+        source = ctx.component(self.target, self.kind)
+        if not isinstance(source, FloodSource):
+            raise ModelDefinitionError(f"a 'flood' fault targets {self.target!r}, which sends no commands")
+        return source.flood(self.device, self.rate, self.users)
+
+
+FAULT_KINDS: tuple[type[Fault], ...] = (*GENERIC_FAULTS, Poison, Flood)
 """Every fault kind a smart-home scenario may use."""

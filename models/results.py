@@ -26,6 +26,7 @@ from models.names import (
     DASHBOARD_LATENCY,
     DEVICES,
     METERS,
+    MOBILE,
     READING_END_TO_END,
     READINGS,
     STREAM_ITERATOR_AGE,
@@ -169,6 +170,7 @@ def summarise(world: World) -> dict[str, Any]:
     components: dict[str, Any] = {name: actor.stats() for name, actor in sorted(kernel.actors.items())}
     components[METERS] = world.meters.stats()
     components[DEVICES] = world.devices.stats()
+    components[MOBILE] = world.mobile.stats()
     components["network"] = {
         "messages_dropped": kernel.network.dropped,
         "messages_duplicated": kernel.network.duplicated,

@@ -21,7 +21,7 @@ from typing import Any
 from models.broker import Broker
 from models.config import Scenario
 from models.devices import ControllableDevices, MeterFleet
-from models.faults import Poison
+from models.faults import Flood, Poison
 from models.ingest import IngestConsumer
 from models.names import (
     ANALYTICS,
@@ -141,7 +141,7 @@ def build(scenario: Scenario, seed: int) -> World:
         region=PHONES[1],
     )
     dashboards = DashboardUsers(kernel, scenario.workload, scenario.fleet.meters, zone=PHONES[0], region=PHONES[1])
-    components: dict[str, object] = {METERS: meters, **{m.name: m for m in redis.masters}}
+    components: dict[str, object] = {METERS: meters, MOBILE: mobile, **{m.name: m for m in redis.masters}}
     faults = FaultTimeline(kernel, scenario.faults, components)
     return World(
         scenario, kernel, stream, broker, database, primary, replicas, redis, gateway, device_manager,
@@ -173,6 +173,7 @@ class SmartHomeTwin:
         for node in (METERS, DEVICES, MOBILE, DASHBOARDS):
             targets[node] = NODE_FAULTS
         targets[METERS] = NODE_FAULTS | {kind_of(Poison)}
+        targets[MOBILE] = NODE_FAULTS | {kind_of(Flood)}
         for i in range(scenario.redis.masters):
             targets[redis_master(i + 1)] = frozenset({kind_of(Crash)})
         for group in GROUPS:
@@ -203,6 +204,13 @@ class SmartHomeTwin:
                     problems.append(
                         (("faults", index, "other", position), f"{other!r} is the target itself: nothing to cut")
                     )
+            if isinstance(fault, Flood) and fault.device >= scenario.fleet.controllables:
+                problems.append(
+                    (
+                        ("faults", index, "device"),
+                        f"no device {fault.device} (fleet.controllables is {scenario.fleet.controllables})",
+                    )
+                )
             if isinstance(fault, Poison):
                 if scenario.fleet.meters == 0:
                     problems.append((("faults", index, "target"), "poison needs meters to send it (fleet.meters is 0)"))

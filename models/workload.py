@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from models.config import WorkloadConfig
@@ -31,6 +33,7 @@ from models.names import (
     MOBILE,
 )
 from models.ops import HttpResponse
+from models.policies import RetryPolicy
 from models.settings import settings_from
 
 
@@ -60,6 +63,8 @@ class MobileUsers:
         self.results: dict[str, tuple[AppResult, float]] = {}
         self._response = kernel.metrics.histogram(APP_RESPONSE)
         self.intents = 0
+        self.flood_sent = 0
+        self.flood_answers: dict[str, int] = {}
         rate = config.mobile_users * config.commands_per_user_per_hour / 3600.0
         self.process = kernel.env.process(self._arrivals(rate)) if rate > 0 and devices > 0 else None
 
@@ -84,6 +89,46 @@ class MobileUsers:
     def _finished(self, intent: str, result: Any) -> None:
         self.results[intent] = (result, self.kernel.now)
         self._response.add(self.kernel.now - self.started[intent])
+
+    # -- the flood fault (S1) ------------------------------------------------------------------
+    def flood(self, device: int, rate_per_s: float, users: int) -> Callable[[], None]:
+        """A buggy release sends a command to ``device`` every ``1 / rate_per_s`` seconds,
+        round robin over ``users`` users, with no retries; until the returned callable is called.
+
+        Flood commands are junk traffic, not user intents: the ledger does not track them;
+        ``stats()`` counts how they were answered.
+        """
+        settings = replace(self.settings, app_retry=RetryPolicy.fixed())
+        flooding = [True]
+
+        def loop() -> Any:
+            env = self.kernel.env
+            sent = 0
+            while flooding[0]:
+                sent += 1
+                self.flood_sent += 1
+                logic = send_command(settings, f"buggy-{sent % users}", device, "toggle", f"flood-{self.flood_sent}")
+                self.kernel.driver.spawn(logic, MOBILE, on_done=self._flood_answered)
+                yield env.timeout(1.0 / rate_per_s)
+
+        self.kernel.env.process(loop())
+
+        def stop() -> None:
+            flooding[0] = False
+
+        return stop
+
+    def _flood_answered(self, result: Any) -> None:
+        status = str(getattr(result, "status", "error"))
+        self.flood_answers[status] = self.flood_answers.get(status, 0) + 1
+
+    def stats(self) -> dict[str, Any]:
+        """Per-component figures for the result file."""
+        return {
+            "intents": self.intents,
+            "flood_commands_sent": self.flood_sent,
+            "flood_answers": dict(sorted(self.flood_answers.items())),
+        }
 
 
 class DashboardUsers:

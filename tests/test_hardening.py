@@ -195,6 +195,7 @@ KINDS_AND_TARGETS = [
     ("duplication", "meters", {"for": 20, "probability": 0.5}),
     ("reordering", "mobile", {"for": 20, "probability": 0.5}),
     ("poison", "meters", {"count": 2}),
+    ("flood", "mobile", {"for": 10, "rate": 50, "device": 0, "users": 3}),
 ]
 
 

@@ -1,7 +1,7 @@
 """Client behaviour: the mobile app's timeout-and-retry, and the dashboard's single try.
 
 The app waits ``timeout`` for an answer and, on a timeout, a connection error, a 429 or
-a 5xx, tries again after a backoff, up to ``retries`` times.  Without idempotency keys
+a 5xx, tries again on its retry policy, waiting at least what a ``Retry-After`` asks.  Without idempotency keys
 each retry is a brand-new command to the server -- the duplicate commands of review C2.
 With them, one key per user intent lets the server recognise the retry.
 """
@@ -38,6 +38,17 @@ class AppResult:
     attempts: int
 
 
+def _seconds(header: str | None) -> float | None:
+    """A ``Retry-After`` of delay-seconds (RFC 9110), or None when absent or not a number."""
+    if header is None:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
 def _retryable(status: int) -> bool:
     return status == 429 or status == 409 or status >= 500
 
@@ -58,6 +69,7 @@ def send_command(
     attempt = 0
     while True:
         attempt += 1
+        retry_after: float | None = None
         try:
             response: HttpResponse = yield HttpRequest(
                 GATEWAY, "POST /api/v1/devices/{id}/commands", user, body, headers, timeout=settings.app_timeout
@@ -70,8 +82,9 @@ def send_command(
             last = response.status
             if not _retryable(response.status):
                 return AppResult(False, response.status, attempt)
+            retry_after = _seconds(response.headers.get("Retry-After"))
         now = yield Now()
-        delay = settings.app_retry.next_delay(attempt, now=now, started_at=started, rng=rng)
+        delay = settings.app_retry.next_delay(attempt, now=now, started_at=started, retry_after_s=retry_after, rng=rng)
         if delay is None:
             return AppResult(False, last, attempt)
         yield Sleep(delay)
