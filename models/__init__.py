@@ -8,8 +8,9 @@ the logic or the policies alone loads neither simpy, networkx nor pydantic.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sim.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from models.config import Scenario
@@ -26,15 +27,4 @@ _HOME = {
 __all__ = ["TWIN", "Scenario", "SmartHomeTwin", "World", "build"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first use (PEP 562)."""
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("models", globals(), _HOME)
