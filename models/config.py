@@ -229,6 +229,43 @@ class GatewayConfig(_Config):
     upstream_timeout: Duration | None = Field(
         default=None, description="timeout on calls to services; none as designed (C3: 10s)"
     )
+    bulkheads: dict[str, Annotated[int, Field(ge=1, le=MAX_WORKERS)]] | None = Field(
+        default=None,
+        description="C3 bulkheads: at most this many requests in flight per upstream service, e.g. "
+        "{device-manager: 200, analytics-engine: 200}; a request whose service's compartment is full gets 503 "
+        "at once, with no upstream call; a service not named has no compartment; none as designed",
+    )
+    bulkhead_max_wait: Offset = Field(
+        default=0.0,
+        description="how long a request may wait for a place in its full compartment before its 503 "
+        "(it holds its gateway worker while waiting); 0: nobody waits",
+    )
+    bulkhead_poll: Duration = Field(
+        default=0.01,
+        description="the twin's step while a request waits for a compartment: it looks every step whether it "
+        "was admitted, so a freed place may stay unused up to this long",
+    )
+    shed_above: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="load shedding: while more than this share of concurrency is busy (the new request "
+        "included), new requests get 503 with Retry-After at once; none as designed",
+    )
+    overload_retry_after: Duration = Field(
+        default=1.0, description="Retry-After of a 503 for shed load or a full bulkhead (whole seconds, rounded up)"
+    )
+
+    @field_validator("bulkheads")
+    @classmethod
+    def _upstream_services(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        from models.logic.gateway import ROUTES  # the services the gateway calls
+
+        known = sorted(set(ROUTES.values()))
+        unknown = sorted(set(value or ()) - set(known))
+        if unknown:
+            raise ValueError(f"unknown upstream service(s) {', '.join(unknown)} (known: {', '.join(known)})")
+        return value
 
 
 class DeviceManagerConfig(_Config):
@@ -247,7 +284,23 @@ class DeviceManagerConfig(_Config):
         description="the outbox relay's retries of a failed publish, per command; a command whose retries "
         "run out is marked failed",
     )
-    idempotency_keys: bool = Field(default=False, description="honour Idempotency-Key with a unique constraint (C2)")
+    idempotency_keys: bool = Field(
+        default=False,
+        description="honour Idempotency-Key (C2): an idempotency store in the device manager's memory replays "
+        "a retry's first response, answers 422 to the key reused with another request and 409 while the first "
+        "is in progress; a unique constraint on device_commands is the durable second line (the store is lost "
+        "when the device manager crashes, the constraint is not)",
+    )
+    idempotency_ttl: Duration = Field(
+        default=86_400.0, description="how long a completed request's response is replayed to its key (Stripe: 24h)"
+    )
+    idempotency_in_progress_ttl: Duration = Field(
+        default=20.0,
+        description="the lease of a key whose request is still executing: after it, a retry runs as new (and "
+        "the unique constraint catches a row already written), so a crashed worker does not block its key for "
+        "idempotency_ttl; a request's worst case with the review's timeouts is 16s (db 5s + mqtt 5s + db 5s + "
+        "redis 1s), so 20s; without timeouts no lease covers a hung request",
+    )
     device_limit_per_min: float | None = Field(
         default=None, gt=0, le=MAX_RATE, description="commands per device per minute (S1: 10)"
     )

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from models.config import AnalyticsConfig, DeviceManagerConfig, GatewayConfig
 from models.logic.analytics import AnalyticsSettings, energy_report
 from models.logic.commands import CommandSettings, outbox_relay, submit_command
-from models.logic.gateway import GatewaySettings, route_request
+from models.logic.gateway import Compartment, GatewaySettings, route_request
 from models.names import ANALYTICS, API_GATEWAY, DEVICE_MANAGER, DLQ
-from models.ops import HttpRequest, SendMessage
-from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter
+from models.ops import HttpRequest, HttpResponse, SendMessage
+from models.policies import BreakerSettings, CircuitBreaker, IdempotencyStore, KeyedRateLimiter
 from models.settings import settings_from
 from sim.actor import Actor
-from sim.ops import Operation, Rejected
+from sim.ops import Logic, Operation, Rejected
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
@@ -42,7 +42,7 @@ class HttpService(Actor):
 
 
 class ApiGateway(HttpService):
-    """JWT check, per-user token bucket, routing."""
+    """Load shedding, JWT check, per-user token bucket, per-service bulkheads, routing."""
 
     def __init__(self, kernel: Kernel, config: GatewayConfig, *, zone: str, region: str) -> None:
         super().__init__(
@@ -53,15 +53,36 @@ class ApiGateway(HttpService):
             concurrency=config.concurrency,
             service_time=config.jwt_check_time,
         )
+        self.config = config
         self.settings = settings_from(GatewaySettings, config)
         self.limiter = KeyedRateLimiter.per_period(config.user_limit_per_min, 60.0)
+        self.compartments: dict[str, Compartment] = {}
+        self._reset_compartments()
+
+    def _reset_compartments(self) -> None:
+        """One bulkhead per configured upstream service (none as designed); in-process state,
+        so a crash empties them (requests of the dead process never leave)."""
+        limits = self.config.bulkheads or {}
+        wait = self.config.bulkhead_max_wait
+        self.compartments = {service: Compartment(limit, max_wait_s=wait) for service, limit in sorted(limits.items())}
+
+    def on_crash(self) -> None:
+        self._reset_compartments()
 
     def serve(self, request: HttpRequest) -> Any:
-        return route_request(self.settings, request, self.limiter)
+        return route_request(self.settings, request, self.limiter, self.compartments, load=self.busy / self.concurrency)
 
 
 class DeviceManager(HttpService):
-    """The command API and, with the outbox, its relay."""
+    """The command API and, with the outbox, its relay.
+
+    With ``idempotency_keys`` it owns the :class:`~models.policies.IdempotencyStore` the
+    command logic consults (clock-injected: the logic passes the simulated time).  The store
+    is this process's memory, as a single in-process map would be: a crash loses every
+    reservation and every stored response, and the unique constraint on
+    ``device_commands.idempotency_key`` -- in the database, durable -- is what still answers
+    a retry as a replay.  ``idempotency_answers`` counts the answers the keys produced.
+    """
 
     def __init__(self, kernel: Kernel, config: DeviceManagerConfig, *, zone: str, region: str) -> None:
         super().__init__(
@@ -76,12 +97,38 @@ class DeviceManager(HttpService):
         self.device_limiter = (
             KeyedRateLimiter.per_period(config.device_limit_per_min, 60.0) if config.device_limit_per_min else None
         )
+        self.config = config
+        self.idempotency = self._new_store()
+        self.idempotency_answers = {"replayed": 0, "in_progress_409": 0, "mismatch_422": 0}
         if config.outbox:
             retry_rng = kernel.streams.stream(f"{self.name}/relay-retry")
             self.background(lambda epoch: kernel.driver.drive(outbox_relay(self.settings, retry_rng), self, epoch))
 
+    def _new_store(self) -> IdempotencyStore | None:
+        config = self.config
+        if not config.idempotency_keys:
+            return None
+        return IdempotencyStore(config.idempotency_ttl, config.idempotency_in_progress_ttl)
+
+    def on_crash(self) -> None:
+        self.idempotency = self._new_store()  # process memory; the database's unique constraint survives
+
     def serve(self, request: HttpRequest) -> Any:
-        return submit_command(self.settings, request.user, request.body, request.headers, self.device_limiter)
+        logic = submit_command(
+            self.settings, request.user, request.body, request.headers, self.device_limiter, self.idempotency
+        )
+        return logic if self.idempotency is None else self._counted(logic)
+
+    def _counted(self, logic: Logic[HttpResponse]) -> Logic[HttpResponse]:
+        response = yield from logic
+        answers = self.idempotency_answers
+        if response.headers.get("Idempotent-Replayed") == "true":
+            answers["replayed"] += 1
+        elif response.status == 409:
+            answers["in_progress_409"] += 1
+        elif response.status == 422:
+            answers["mismatch_422"] += 1
+        return response
 
 
 class AnalyticsEngine(HttpService):

@@ -5,23 +5,54 @@ it.  As designed it inserts the command as ``pending``, publishes it over MQTT a
 it ``sent``; when the publish fails the command stays ``pending`` and the user is still
 told it was accepted -- the orphaned command of finding C1.  Switches add the review's
 countermeasures: a transactional outbox (the insert is all the request does; a relay
-publishes), idempotency keys backed by a unique constraint (C2), and a per-device rate
-limit (S1).
+publishes), idempotency keys (C2), and a per-device rate limit (S1).
+
+Idempotency keys (C2), as Stripe and ``draft-ietf-httpapi-idempotency-key-header`` define
+them.  With ``idempotency_keys`` a request's ``Idempotency-Key``, scoped by its user, goes
+first to the device manager's :class:`~models.policies.IdempotencyStore` with the request's
+fingerprint (user, ``device_id``, ``action``: :func:`request_fingerprint`):
+
+* a new key is reserved for this request, which then runs; a 2xx answer completes the
+  reservation (it is replayed for the store's TTL), an error answer (a 429, a 503) releases
+  it, so that the client may retry;
+* the same key with the same request after completion gets the first response again,
+  marked a replay (``"replayed": true`` and the header ``Idempotent-Replayed: true``);
+* the same key with another request is refused: 422;
+* the same key while the first request is still running gets 409, which the app retries;
+* a reservation holds its key for a short lease only (``idempotency_in_progress_ttl``): a
+  worker that crashed or hangs blocks its key that long, and a worker completes or
+  releases only a reservation it still holds.
+
+The store is the device manager's process memory: a crash loses it.  The unique
+constraint on ``device_commands.idempotency_key`` stays as the durable second line -- a
+retry the store does not know (after a crash, or after a lease ran out) still finds the
+row its key already wrote and is answered as a replay of it (202 with the row's status),
+never executed again.  That second line does not compare fingerprints.
 
 Pure logic: no simpy, no I/O; it yields :mod:`models.ops` operations.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from models.names import COMMANDS_TABLE, DB_PRIMARY, IOT_CORE, REDIS
 from models.ops import HttpResponse, Insert, Publish, RedisPipeline, Select, Update
-from models.policies import KeyedRateLimiter, RandomSource, RetryPolicy, retry_after_seconds
+from models.policies import (
+    IdempotencyStore,
+    InProgress,
+    KeyedRateLimiter,
+    Mismatch,
+    RandomSource,
+    Replay,
+    RetryPolicy,
+    retry_after_seconds,
+)
 from sim.ops import Logic, Now, OpError, Sleep
 
-__all__ = ["CommandSettings", "outbox_relay", "relay_once", "submit_command"]
+__all__ = ["CommandSettings", "outbox_relay", "relay_once", "request_fingerprint", "submit_command"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +74,71 @@ def command_topic(device_id: int) -> str:
     return f"devices/{device_id}/commands"
 
 
+def request_fingerprint(user: str, body: dict[str, Any]) -> str:
+    """What makes two requests under one key "the same request": the user, device and action.
+
+    The intent id is not part of it: the key stands for the intent already.
+    """
+    return json.dumps([user, body["device_id"], body["action"]], separators=(",", ":"))
+
+
 def submit_command(
     settings: CommandSettings,
     user: str,
     body: dict[str, Any],
     headers: dict[str, str],
     device_limiter: KeyedRateLimiter | None,
+    idempotency: IdempotencyStore | None = None,
 ) -> Logic[HttpResponse]:
-    """Handle one command request; see the module docstring."""
+    """Handle one command request; see the module docstring.
+
+    ``idempotency`` is the device manager's store of keys; without it (or without
+    ``settings.idempotency_keys``) a key is honoured by the unique constraint alone.
+    """
+    key = headers.get("Idempotency-Key") if settings.idempotency_keys else None
+    scoped = f"{user}:{key}" if key else None
+    if scoped is None or idempotency is None:
+        return (yield from _execute(settings, user, body, scoped, device_limiter))
+    now = yield Now()
+    outcome = idempotency.reserve(scoped, request_fingerprint(user, body), now)
+    if isinstance(outcome, Replay):
+        return _replayed(outcome.result)
+    if isinstance(outcome, Mismatch):
+        return HttpResponse(outcome.status, {"error": "Idempotency-Key reused with a different request"})
+    if isinstance(outcome, InProgress):
+        return HttpResponse(outcome.status, {"error": "a request with this Idempotency-Key is in progress"})
+    response = yield from _execute(settings, user, body, scoped, device_limiter)
+    now = yield Now()
+    if response.ok:
+        idempotency.complete(outcome, response, now)  # a lost lease stores nothing: the constraint remains
+    else:
+        idempotency.release(outcome, now)  # the client may retry; a row a timed-out INSERT wrote is still caught
+    return response
+
+
+_REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+def _replayed(first: object) -> HttpResponse:
+    """The stored first response, marked as a replay."""
+    if not isinstance(first, HttpResponse):
+        raise TypeError(f"the idempotency store holds {type(first).__name__}, not an HttpResponse")
+    return HttpResponse(first.status, {**first.body, "replayed": True}, {**first.headers, **_REPLAYED})
+
+
+def _execute(
+    settings: CommandSettings,
+    user: str,
+    body: dict[str, Any],
+    key: str | None,
+    device_limiter: KeyedRateLimiter | None,
+) -> Logic[HttpResponse]:
+    """The request proper: rate limit, insert (under the unique ``key``), publish, mark sent."""
     device_id = body["device_id"]
     if device_limiter is not None:
         now = yield Now()
         if not device_limiter.try_take(device_id, now):
             return _too_many("device rate limit", retry_after_seconds(device_limiter.retry_after(device_id, now)))
-    key = headers.get("Idempotency-Key") if settings.idempotency_keys else None
     row = {
         "device_id": device_id,
         "action": body["action"],
@@ -64,7 +146,7 @@ def submit_command(
         "user": user,
         "status": "pending",
         "attempts": 0,
-        "idempotency_key": f"{user}:{key}" if key else None,
+        "idempotency_key": key,
     }
     try:
         stored = yield Insert(
@@ -79,7 +161,8 @@ def submit_command(
     command_id = stored["id"]
     if not stored["created"]:
         # A retry of a request we already took: answer as the first time (C2).
-        return HttpResponse(202, {"command_id": command_id, "status": stored["status"], "replayed": True})
+        body_out = {"command_id": command_id, "status": stored["status"], "replayed": True}
+        return HttpResponse(202, body_out, dict(_REPLAYED))
     if settings.outbox:
         return HttpResponse(202, {"command_id": command_id, "status": "pending"})
     payload = {"command_id": command_id, "action": body["action"], "intent": body["intent"]}
