@@ -218,6 +218,12 @@ class BreakerConfig(_Config):
     min_calls: int = Field(default=10, ge=1, le=1_000_000)
     open_for: Duration = Field(default=30.0)
     half_open_successes: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
+    slow_call_duration: Duration | None = Field(
+        default=None, description="a call slower than this counts as slow (resilience4j); null: no slow-call rule"
+    )
+    slow_call_rate: float = Field(
+        default=1.0, gt=0, le=1, description="open when this share of the window's calls is slow (with min_calls)"
+    )
 
 
 class GatewayConfig(_Config):

@@ -9,6 +9,7 @@ exhaustion, and so cascading failure, something the twin can show.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from models.config import AnalyticsConfig, DeviceManagerConfig, GatewayConfig
@@ -113,6 +114,11 @@ class DeviceManager(HttpService):
     def on_crash(self) -> None:
         self.idempotency = self._new_store()  # process memory; the database's unique constraint survives
 
+    def stats(self) -> dict[str, Any]:
+        figures: dict[str, Any] = dict(super().stats())
+        figures.update({f"idempotency_{answer}": n for answer, n in self.idempotency_answers.items()})
+        return figures
+
     def serve(self, request: HttpRequest) -> Any:
         logic = submit_command(
             self.settings, request.user, request.body, request.headers, self.device_limiter, self.idempotency
@@ -159,6 +165,8 @@ class AnalyticsEngine(HttpService):
             open_for_s=spec.open_for,
             half_open_max_calls=spec.half_open_successes,
             half_open_successes=spec.half_open_successes,
+            slow_call_duration_s=math.inf if spec.slow_call_duration is None else spec.slow_call_duration,
+            slow_call_rate=spec.slow_call_rate,
         )
         self.breakers = {
             replica: CircuitBreaker(settings, on_transition=self._observer(replica))
