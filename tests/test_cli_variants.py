@@ -75,3 +75,19 @@ def test_many_seeds_count_where_each_expectation_held(pair: Path) -> None:
 def test_bad_seed_lists_are_bad_input(pair: Path, seeds: str) -> None:
     code, _, err = invoke(["run", str(pair), "--seeds", seeds])
     assert code == 2 and "--seeds" in err and err.count("\n") == 1
+
+
+def test_table_prints_each_expected_figure_per_variant_in_markdown(pair: Path) -> None:
+    code, out, err = invoke(["table", str(pair)])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("| scenario | figure | as designed |")
+    assert lines[2].startswith("| pair | `commands.orphaned` |") and "outbox: 0" in lines[2] and "all held" in lines[2]
+
+
+def test_table_refuses_a_scenario_without_variants(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("name: plain\nduration: 1m\n")
+    code, _, err = invoke(["table", str(plain)])
+    assert code == 2 and "has no variants" in err
