@@ -9,13 +9,14 @@ countermeasure" differs from "as designed" by one or two lines.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from models.faults import FAULT_KINDS
-from models.policies import RetryPolicy
+from models.policies import BreakerSettings, RetryPolicy
 from sim.distributions import Distribution, constant
 from sim.durations import Duration, Offset
 from sim.faults import Fault, fault_union
@@ -224,6 +225,20 @@ class BreakerConfig(_Config):
     slow_call_rate: float = Field(
         default=1.0, gt=0, le=1, description="open when this share of the window's calls is slow (with min_calls)"
     )
+
+    def policy(self) -> BreakerSettings:
+        """The pure breaker settings these describe (as :meth:`RetryConfig.policy` does for retries)."""
+        return BreakerSettings(
+            consecutive_failures=self.consecutive_failures,
+            failure_rate=self.failure_rate,
+            window_s=self.window,
+            min_calls=self.min_calls,
+            open_for_s=self.open_for,
+            half_open_max_calls=self.half_open_successes,
+            half_open_successes=self.half_open_successes,
+            slow_call_duration_s=math.inf if self.slow_call_duration is None else self.slow_call_duration,
+            slow_call_rate=self.slow_call_rate,
+        )
 
 
 class GatewayConfig(_Config):

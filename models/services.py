@@ -9,7 +9,6 @@ exhaustion, and so cascading failure, something the twin can show.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from models.config import AnalyticsConfig, DeviceManagerConfig, GatewayConfig
@@ -18,7 +17,7 @@ from models.logic.commands import CommandSettings, outbox_relay, submit_command
 from models.logic.gateway import Compartment, GatewaySettings, route_request
 from models.names import ANALYTICS, API_GATEWAY, DEVICE_MANAGER, DLQ
 from models.ops import HttpRequest, HttpResponse, SendMessage
-from models.policies import BreakerSettings, CircuitBreaker, IdempotencyStore, KeyedRateLimiter
+from models.policies import CircuitBreaker, IdempotencyStore, KeyedRateLimiter
 from models.settings import settings_from
 from sim.actor import Actor
 from sim.ops import Logic, Operation, Rejected
@@ -157,17 +156,7 @@ class AnalyticsEngine(HttpService):
         if spec is None:
             self.breakers = {}
             return
-        settings = BreakerSettings(
-            consecutive_failures=spec.consecutive_failures,
-            failure_rate=spec.failure_rate,
-            window_s=spec.window,
-            min_calls=spec.min_calls,
-            open_for_s=spec.open_for,
-            half_open_max_calls=spec.half_open_successes,
-            half_open_successes=spec.half_open_successes,
-            slow_call_duration_s=math.inf if spec.slow_call_duration is None else spec.slow_call_duration,
-            slow_call_rate=spec.slow_call_rate,
-        )
+        settings = spec.policy()
         self.breakers = {
             replica: CircuitBreaker(settings, on_transition=self._observer(replica))
             for replica in self.settings.replicas
