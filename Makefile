@@ -40,7 +40,7 @@ notebook: $(NOTEBOOK_STAMP)  ## JupyterLab on notebooks/ with the project's venv
 	$(BIN)/jupyter lab notebooks/
 
 findings: $(STAMP)  ## each finding as designed and with its countermeasure, as the README's Markdown table
-	$(BIN)/hems-twin table scenarios/c1-*.yaml scenarios/c2-*.yaml scenarios/c3-*.yaml scenarios/c5-*.yaml scenarios/s1-*.yaml scenarios/s2-*.yaml
+	$(BIN)/hems-twin table scenarios/c1-*.yaml scenarios/c2-*.yaml scenarios/c3-*.yaml scenarios/c5-*.yaml scenarios/s1-*.yaml scenarios/s2-*.yaml scenarios/s3-*.yaml scenarios/retry-storm.yaml
 
 schema: $(STAMP)  ## regenerate the committed JSON Schema of the scenario format
 	$(BIN)/hems-twin schema > scenarios/scenario.schema.json

@@ -6,7 +6,8 @@ Two directions pass through it:
   The broker limits each connection to ``publish_limit_per_s`` publishes (IoT Core's hard
   100/s), acknowledges, updates the device shadow's ``desired`` state, and delivers to the
   device, resending every ``qos1_retry_after`` until the device acknowledges -- so a lost
-  acknowledgement means a duplicate delivery.
+  acknowledgement means a duplicate delivery.  A publish to a topic no device subscribes
+  to (a health check's test topic) is acknowledged and goes nowhere.
 * **readings** -- meters publish telemetry; the IoT rule forwards each message into the
   stream (:meth:`receive_readings`), partitioned by device id.
 
@@ -56,6 +57,7 @@ class Broker(Actor):
         self.shadows: dict[int, dict[str, Any]] = {}
         self.unacked: dict[int, dict[str, Any]] = {}
         self.deliver_to_device: Callable[[dict[str, Any]], None] | None = None
+        self.subscribers: dict[int, tuple[str, Callable[[dict[str, Any]], None]]] = {}
         self._next_message = 1
         self._rule = kernel.sampler(config.rule_latency, "iot-core/rule")
         self.throttled = 0
@@ -71,6 +73,8 @@ class Broker(Actor):
         if not self.connections.try_take(origin, self.kernel.now):
             self.throttled += 1
             raise Rejected("throttled", f"{origin} exceeds {self.config.publish_limit_per_s}/s")
+        if not op.topic.startswith("devices/"):
+            return {"puback": True, "message_id": None}  # no subscriber (a health check's test topic)
         device_id = int(op.topic.split("/")[1])
         shadow = self.shadows.setdefault(device_id, {"desired": None, "reported": None})
         action = op.payload["action"]
@@ -84,12 +88,17 @@ class Broker(Actor):
         self._send(message)
         return {"puback": True, "message_id": message["id"]}
 
+    def subscribe(self, device_id: int, node: str, deliver: Callable[[dict[str, Any]], None]) -> None:
+        """Deliver ``device_id``'s commands to ``deliver`` at network node ``node`` instead of
+        the fleet's devices (a device connected from elsewhere: the synthetic monitor's canary)."""
+        self.subscribers[device_id] = (node, deliver)
+
     def _send(self, message: dict[str, Any]) -> None:
-        deliver = self.deliver_to_device
+        node, deliver = self.subscribers.get(message["device_id"], (DEVICES, self.deliver_to_device))
         if deliver is None:
             raise ModelDefinitionError("iot-core has no devices to deliver commands to (deliver_to_device unset)")
         self.deliveries += 1
-        self.kernel.network.send(self.name, DEVICES, deliver, message)
+        self.kernel.network.send(self.name, node, deliver, message)
         entry = self.unacked.get(message["id"])
         if entry is not None:
             entry["tries"] += 1

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from models.faults import FAULT_KINDS
-from models.policies import BreakerSettings, RetryPolicy
+from models.policies import AwsRetryQuota, BreakerSettings, GrpcRetryThrottle, RetryBudget, RetryLimiter, RetryPolicy
 from sim.distributions import Distribution, constant
 from sim.durations import Duration, Offset
 from sim.faults import Fault, fault_union
@@ -29,19 +29,26 @@ else:
     AnyFault = fault_union(*FAULT_KINDS)  # the engine's generic kinds plus the model's own
 
 __all__ = [
+    "REVIEW_TIMEOUTS",
     "AnalyticsConfig",
+    "AutomationConfig",
+    "BillingConfig",
     "BreakerConfig",
     "BrokerConfig",
     "DeviceManagerConfig",
     "FleetConfig",
     "GatewayConfig",
+    "HealthConfig",
     "IngestConfig",
     "NetworkConfig",
     "PostgresConfig",
+    "ProbeConfig",
     "RedisConfig",
+    "RetryBudgetConfig",
     "RetryConfig",
     "Scenario",
     "StreamConfig",
+    "SyntheticProbeConfig",
     "WorkloadConfig",
 ]
 
@@ -273,9 +280,27 @@ class GatewayConfig(_Config):
         description="load shedding: while more than this share of concurrency is busy (the new request "
         "included), new requests get 503 with Retry-After at once; none as designed",
     )
+    shed_low_priority_above: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="priority when shedding (S1): while more than this share of concurrency is busy, requests "
+        "marked X-Priority: low (scheduled automation) get 503 with Retry-After at once, so user commands keep "
+        "the capacity; at most shed_above when both are set; none as designed",
+    )
     overload_retry_after: Duration = Field(
         default=1.0, description="Retry-After of a 503 for shed load or a full bulkhead (whole seconds, rounded up)"
     )
+
+    @model_validator(mode="after")
+    def _low_priority_sheds_first(self) -> GatewayConfig:
+        low, everyone = self.shed_low_priority_above, self.shed_above
+        if low is not None and everyone is not None and low > everyone:
+            raise ValueError(
+                f"shed_low_priority_above ({low}) must not exceed shed_above ({everyone}): low-priority traffic "
+                "is shed first"
+            )
+        return self
 
     @field_validator("bulkheads")
     @classmethod
@@ -338,16 +363,38 @@ class IngestConfig(_Config):
     validate_readings: bool = Field(default=False, alias="validate", description="schema and range checks (C5)")
     dedup: bool = Field(default=False, description="drop (device_id, time) seen within dedup_window (C5)")
     dedup_window: Duration = Field(default=600.0)
+    write_queue_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="backpressure (S1): at most this many records read and not yet written; the consumer writes "
+        "each shard's batch before reading the next, so each shard's reads are capped at its share (limit / "
+        "shards, at least 1); none as designed (review: 10,000)",
+    )
     supported_schema_versions: list[Annotated[int, Field(ge=0, le=1000)]] = Field(
         default_factory=lambda: [2],
         min_length=1,
         max_length=100,
         description="schema versions the consumer decodes (S2: keep N-1 as well)",
     )
-    dead_letter: bool = Field(default=False, description="quarantine poison records after max_attempts (S2)")
-    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
-    db_timeout: Duration | None = Field(default=None)
-    redis_timeout: Duration | None = Field(default=None)
+    dead_letter: bool = Field(
+        default=False,
+        description="a dead letter queue (S2): a record that cannot be decoded fails the same way on every "
+        "attempt, so it is dead-lettered on its first failure and the consumer moves on",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=MAX_ATTEMPTS,
+        description="attempts a retryable record failure gets before it is dead-lettered (review: 3)",
+    )
+    db_timeout: Duration | None = Field(default=None, description="none as designed (C3: 5s)")
+    redis_timeout: Duration | None = Field(default=None, description="none as designed (C3: 1s)")
+    stream_timeout: Duration = Field(
+        default=50.0,
+        description="bound on each Kinesis call (GetRecords, checkpoint): as designed the AWS SDK's default "
+        "socket timeout, 50s (C3: 30s)",
+    )
     power_range: Range = Field(default=(0.0, 10_000.0), description="accepted power_watts, [low, high]")
     voltage_range: Range = Field(default=(100.0, 250.0), description="accepted voltage, [low, high]")
     current_range: Range = Field(default=(0.0, 100.0), description="accepted current, [low, high]")
@@ -393,8 +440,99 @@ class RetryConfig(_Config):
         )
 
 
+class RetryBudgetConfig(_Config):
+    """How many retries a client may afford: a retry limiter, one per client instance.
+
+    A retry schedule caps retries per call; a limiter caps them per *client*, as a share of
+    its traffic, so that retries cannot multiply the load when everything fails (the retry
+    storm). ``kind`` picks the model, each with its source's defaults (research/semantics.md
+    2.2-2.4): ``finagle`` (Finagle/Linkerd retry budget), ``aws`` (the AWS SDKs' standard-mode
+    retry quota), ``grpc`` (gRPC retry throttling, gRFC A6); ``none`` as designed. Another
+    kind's parameter may only hold its default (so a dumped config loads again); any other
+    value is refused as a mistake. :meth:`limiter` builds the pure limiter.
+    """
+
+    kind: Literal["none", "finagle", "aws", "grpc"] = Field(default="none", description="none as designed")
+    scope: Literal["client", "shared"] = Field(
+        default="client",
+        description="client: one limiter per client instance (per mobile user: the app's SDK client on the "
+        "phone), where SDKs keep it; shared: one limiter for all of the population's requests, standing for a "
+        "single client that fans in every user's requests (phones share no state, so not the app itself)",
+    )
+    percent_can_retry: float = Field(default=0.2, ge=0, le=1000, description="finagle: retries per request")
+    min_retries_per_s: float = Field(default=10.0, ge=0, le=MAX_RATE, description="finagle: reserve rate")
+    ttl: Duration = Field(default=10.0, description="finagle: how long deposits and withdrawals count (1-60 s)")
+    capacity: int = Field(default=500, ge=0, le=1_000_000, description="aws: tokens, starting full")
+    retry_cost: int = Field(default=5, ge=0, le=1_000_000, description="aws: tokens a retry costs")
+    timeout_retry_cost: int = Field(default=10, ge=0, le=1_000_000, description="aws: ... after a timeout")
+    throttle_retry_cost: int = Field(default=5, ge=0, le=1_000_000, description="aws: ... after a 429")
+    no_retry_increment: int = Field(
+        default=1, ge=0, le=1_000_000, description="aws: tokens a first-try success refunds"
+    )
+    max_tokens: float = Field(default=10.0, ge=0.001, le=1000, description="grpc: maxTokens (the gRFC's example)")
+    token_ratio: float = Field(default=0.1, ge=0.001, le=1000, description="grpc: tokens a success adds")
+
+    _PARAMETERS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "finagle": ("percent_can_retry", "min_retries_per_s", "ttl"),
+        "aws": ("capacity", "retry_cost", "timeout_retry_cost", "throttle_retry_cost", "no_retry_increment"),
+        "grpc": ("max_tokens", "token_ratio"),
+    }
+
+    @model_validator(mode="after")
+    def _parameters_of_the_kind(self) -> RetryBudgetConfig:
+        fields = type(self).model_fields
+        for kind, names in self._PARAMETERS.items():
+            changed = [name for name in names if getattr(self, name) != fields[name].default]
+            stray = sorted(changed) if kind != self.kind else []
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)}: parameter(s) of kind {kind!r}, but this budget's kind is {self.kind!r}"
+                )
+        if self.kind == "finagle" and not 1.0 <= self.ttl <= 60.0:
+            raise ValueError(f"ttl must be within 1 s and 60 s, as Finagle requires (got {self.ttl:g} s)")
+        return self
+
+    def limiter(self) -> RetryLimiter | None:
+        """A fresh pure limiter these settings describe (one per client instance); None for ``none``."""
+        if self.kind == "finagle":
+            return RetryBudget(self.percent_can_retry, self.min_retries_per_s, self.ttl)
+        if self.kind == "aws":
+            return AwsRetryQuota(
+                capacity=self.capacity,
+                retry_cost=self.retry_cost,
+                timeout_retry_cost=self.timeout_retry_cost,
+                throttle_retry_cost=self.throttle_retry_cost,
+                no_retry_increment=self.no_retry_increment,
+            )
+        if self.kind == "grpc":
+            return GrpcRetryThrottle(self.max_tokens, self.token_ratio)
+        return None
+
+
 def _schedule(*delays: float) -> Any:
     return {"delays": list(delays)}
+
+
+class BillingConfig(_Config):
+    """The analytics engine's bill for the period: kWh from the readings table x a tariff (C5)."""
+
+    tariff_per_kwh: float = Field(
+        default=0.17,
+        gt=0,
+        le=100,
+        description="US dollars per kWh (US average residential price, 2024: about 16.5 cents, EIA "
+        "Electric Power Monthly table 5.3)",
+    )
+    late_data_grace: Offset = Field(
+        default=60.0,
+        description="the bill covers readings taken up to this long before the run ends: the billing job "
+        "waits that long for late data, and what arrives later is not billed",
+    )
+    estimate_gaps: bool = Field(
+        default=False,
+        description="VEE estimation (C5): bill each interval whose reading went to the anomalies table at the "
+        "home's mean valid power, once however many copies arrived; off as designed",
+    )
 
 
 class AnalyticsConfig(_Config):
@@ -408,7 +546,27 @@ class AnalyticsConfig(_Config):
     query_timeout: Duration | None = Field(default=None, description="none as designed (C3: 10s)")
     breaker: BreakerConfig | None = Field(default=None, description="one breaker per replica (C3)")
     fallback_to_cache: bool = Field(
-        default=False, description="serve cached figures from Redis when the database fails"
+        default=False,
+        description="graceful degradation (C3): when every replica attempt fails, serve the device's real-time "
+        "state from Redis, without history",
+    )
+    cache_timeout: Duration | None = Field(default=1.0, description="timeout of the Redis read of the fallback")
+    billing: BillingConfig = Field(default_factory=BillingConfig)
+
+
+class AutomationConfig(_Config):
+    """Scheduled automation: every ``every``, one ``on`` command to each of ``devices`` devices,
+    spread evenly over ``spread`` (a schedule firing for many homes at once, S1)."""
+
+    devices: int = Field(default=1000, ge=1, le=MAX_POPULATION, description="devices each run of the schedule commands")
+    first_at: Offset = Field(default=0.0, description="when the schedule first runs")
+    every: Duration = Field(default=3600.0, description="time between runs of the schedule")
+    spread: Offset = Field(default=10.0, description="a run's commands go out evenly over this long")
+    timeout: Duration = Field(default=10.0, description="the scheduler's timeout per command; no retry")
+    low_priority: bool = Field(
+        default=False,
+        description="mark scheduled commands X-Priority: low, so a gateway that sheds by priority refuses them "
+        "first (S1's priority queues); off as designed: automation and users look alike",
     )
 
 
@@ -426,6 +584,10 @@ class WorkloadConfig(_Config):
         description="the app's retries after a timeout, connection error, 429 or 5xx: 2 retries, 2 s then 4 s",
     )
     send_idempotency_keys: bool = Field(default=False, description="the app sends one Idempotency-Key per intent (C2)")
+    app_retry_budget: RetryBudgetConfig = Field(
+        default_factory=RetryBudgetConfig,
+        description="a retry limiter on the app's retries (finagle, aws or grpc); none as designed",
+    )
     quiet_before_end: Offset = Field(
         default=0.0,
         description="no new command intents this long before the run ends, so every intent can settle "
@@ -434,6 +596,19 @@ class WorkloadConfig(_Config):
     dashboard_users: int = Field(default=100, ge=0, le=MAX_POPULATION)
     queries_per_user_per_hour: float = Field(default=12.0, ge=0, le=MAX_RATE)
     dashboard_timeout: Duration = Field(default=10.0)
+    automation: AutomationConfig | None = Field(
+        default=None, description="scheduled automation commands in bursts (S1); none as designed"
+    )
+
+
+REVIEW_TIMEOUTS: dict[str, dict[str, float]] = {
+    "gateway": {"upstream_timeout": 10.0},  # inter-service HTTP
+    "device_manager": {"db_timeout": 5.0, "mqtt_timeout": 5.0, "redis_timeout": 1.0},
+    "analytics": {"query_timeout": 10.0},  # a read replica
+    "ingest": {"db_timeout": 5.0, "redis_timeout": 1.0, "stream_timeout": 30.0},
+}
+"""The review's timeout per dependency (C3): MQTT publish 5 s, primary 5 s, replica 10 s,
+Redis 1 s, Kinesis 30 s, service-to-service HTTP 10 s; by config section and field."""
 
 
 class Scenario(_Config, Experiment):
@@ -459,7 +634,31 @@ class Scenario(_Config, Experiment):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    health: HealthConfig = Field(default_factory=lambda: HealthConfig(), description="device manager probes (S3)")
     faults: list[AnyFault] = Field(default_factory=list, max_length=MAX_FAULTS)
+    timeouts: Literal["as-designed", "review"] = Field(
+        default="as-designed",
+        description="review: every per-dependency timeout the file does not set takes the review's value "
+        "(C3: MQTT publish 5s, primary 5s, replica 10s, Redis 1s, Kinesis 30s, service-to-service 10s); "
+        "as-designed: none but the SDK's own",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _review_timeouts(cls, data: Any) -> Any:
+        """Fill in the review's timeouts (``timeouts: review``) where the file sets none.
+
+        A value the file gives, ``null`` included, wins; a section given as a config object
+        rather than a mapping is left as it is.
+        """
+        if not isinstance(data, dict) or data.get("timeouts") != "review":
+            return data
+        filled = dict(data)
+        for section, values in REVIEW_TIMEOUTS.items():
+            given = filled.get(section, {})
+            if isinstance(given, dict):
+                filled[section] = {**values, **given}
+        return filled
 
     @field_validator("name")
     @classmethod
@@ -483,4 +682,122 @@ class Scenario(_Config, Experiment):
     def _fine_enough(cls, value: float) -> float:
         if value < MIN_METRICS_INTERVAL:
             raise ValueError(f"expected at least {MIN_METRICS_INTERVAL} s per time-series bucket (got {value:g} s)")
+        return value
+
+
+MIN_PROBE_PERIOD = 0.1
+"""The shortest probe period (Kubernetes' is 1 s): a probe is a few events per run."""
+
+
+class ProbeConfig(_Config):
+    """A periodic probe of the device manager, with the fields and defaults of a Kubernetes probe.
+
+    Kubernetes' ``Probe`` defaults: periodSeconds 10, timeoutSeconds 1, failureThreshold 3,
+    successThreshold 1 (kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#Probe).
+    As the kubelet does (``pkg/kubelet/prober/worker.go``), the first probe starts after a
+    random part of one period, then one every period, never two at once.
+    """
+
+    period: Duration = Field(default=10.0, description="periodSeconds: from one probe's start to the next")
+    timeout: Duration = Field(default=1.0, description="timeoutSeconds: a probe with no answer by then failed")
+    failure_threshold: int = Field(
+        default=3, ge=1, le=MAX_ATTEMPTS, description="failureThreshold: consecutive failures that make it unhealthy"
+    )
+    success_threshold: int = Field(
+        default=1, ge=1, le=MAX_ATTEMPTS, description="successThreshold: consecutive successes that make it healthy"
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _not_too_often(cls, value: float) -> float:
+        if value < MIN_PROBE_PERIOD:
+            raise ValueError(f"expected a period of at least {MIN_PROBE_PERIOD} s (got {value:g} s)")
+        return value
+
+
+class SyntheticProbeConfig(ProbeConfig):
+    """An external monitor commands a canary device through the API, as the app does (S3).
+
+    Defaults: a run a minute, the most often CloudWatch Synthetics runs a canary
+    (``rate(1 minute)``, docs.aws.amazon.com/AmazonSynthetics/latest/APIReference/
+    API_CanaryScheduleInput.html); a run fails when the canary has not applied its command
+    within ``timeout`` (the review's 10 s for HTTP calls); one failed run alerts (a Datadog
+    synthetic test retries ``retry.count`` times, 0 by default).  The canary is a device
+    simulator the monitor owns, numbered after the fleet (``fleet.controllables``).
+    """
+
+    period: Duration = Field(default=60.0, description="from one run's start to the next")
+    timeout: Duration = Field(
+        default=10.0, description="deadline: the canary must have applied the command this long after it was sent"
+    )
+    failure_threshold: int = Field(
+        default=1, ge=1, le=MAX_ATTEMPTS, description="consecutive failed runs that raise the alert"
+    )
+    poll: Duration = Field(default=1.0, description="how often the monitor looks whether the canary applied it")
+
+    @field_validator("poll")
+    @classmethod
+    def _poll_coarse_enough(cls, value: float) -> float:
+        if value < MIN_PROBE_PERIOD / 10:
+            raise ValueError(f"expected a poll of at least {MIN_PROBE_PERIOD / 10:g} s (got {value:g} s)")
+        return value
+
+
+class HealthConfig(_Config):
+    """Health checks of the device manager, and what their verdicts decide (S3).
+
+    As designed the device manager has one probe, the shallow ``GET /health``, serving as
+    liveness and readiness alike: it passes whenever the process runs, so the service looks
+    healthy while it cannot reach IoT Core.  The countermeasures: ``deep`` makes
+    ``GET /health/deep`` (the review's dependency checks) the readiness probe, ``synthetic``
+    adds an external end-to-end command probe, and ``gate_traffic`` lets readiness take the
+    device manager out of the Service.  Every probe's time to detect each fault is measured.
+    """
+
+    shallow: ProbeConfig = Field(
+        default_factory=ProbeConfig,
+        description="GET /health: the process answers, no dependency touched; the liveness probe, and as designed "
+        "the readiness probe too",
+    )
+    deep: ProbeConfig | None = Field(
+        default=None,
+        description="GET /health/deep, the readiness probe (S3): the dependencies in deep_checks, each within "
+        "check_timeout; give a readiness probe's settings, e.g. {} for Kubernetes' defaults; none as designed",
+    )
+    deep_checks: list[str] = Field(
+        default_factory=lambda: ["db-primary", "redis", "iot-core", "kinesis"],
+        min_length=1,
+        max_length=4,
+        description="what /health/deep checks, in order (the review: PostgreSQL, Redis, the MQTT broker, Kinesis)",
+    )
+    check_timeout: Duration = Field(
+        default=0.5,
+        description="each deep check's timeout: under the probe's timeout, so that the failing dependency is named",
+    )
+    synthetic: SyntheticProbeConfig | None = Field(
+        default=None, description="the synthetic end-to-end command probe (S3), e.g. {}; none as designed"
+    )
+    gate_traffic: bool = Field(
+        default=False,
+        description="Kubernetes' readiness gate: while the readiness probe says not ready, the device manager "
+        "is out of the Service's endpoints and the gateway's calls are refused at once (503); off unless set, "
+        "so that scenarios about other findings keep their figures (with the shallow probe it acts only around "
+        "a crash)",
+    )
+    detection_grace: Offset = Field(
+        default=60.0,
+        description="a probe that turns unhealthy up to this long after a fault's effect ended still detected "
+        "it (effects outlive faults); an unhealthy turn no fault explains is a false alarm",
+    )
+
+    @field_validator("deep_checks")
+    @classmethod
+    def _known_dependencies(cls, value: list[str]) -> list[str]:
+        from models.logic.health import DEEP_DEPENDENCIES
+
+        unknown = [name for name in value if name not in DEEP_DEPENDENCIES]
+        if unknown:
+            raise ValueError(f"unknown dependency {unknown[0]!r} (known: {', '.join(DEEP_DEPENDENCIES)})")
+        if len(set(value)) != len(value):
+            raise ValueError("a dependency is listed twice")
         return value

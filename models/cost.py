@@ -34,6 +34,26 @@ SERIES = 9
 """Per-interval time series a run records (see models.names.METRICS)."""
 
 
+EVENTS_PER_PROBE = 6
+"""simpy events of one probe run that calls nothing (the shallow /health)."""
+EVENTS_PER_CHECK = 4
+"""... and of each dependency a deep check calls."""
+
+
+def _probe_events_per_s(scenario: Scenario) -> dict[str, float]:
+    """The health probes' events per second, by the field that sets their rate."""
+    health = scenario.health
+    rates = {"health.shallow.period": EVENTS_PER_PROBE / health.shallow.period}
+    if health.deep is not None:
+        checks = EVENTS_PER_CHECK * len(health.deep_checks)
+        rates["health.deep.period"] = (EVENTS_PER_PROBE + checks) / health.deep.period
+    if health.synthetic is not None:
+        synthetic = health.synthetic
+        polls = synthetic.timeout / synthetic.poll
+        rates["health.synthetic.period"] = (EVENTS_PER_PROBE + EVENTS_PER_REQUEST + polls) / synthetic.period
+    return rates
+
+
 def estimate(scenario: Scenario) -> Estimate:
     """The events, peak memory and wall time of running ``scenario``, and what drives them."""
     duration = scenario.duration
@@ -52,6 +72,7 @@ def estimate(scenario: Scenario) -> Estimate:
         "workload": requests_per_s * EVENTS_PER_REQUEST,
         "device_manager.relay_interval": relay_per_s * 5,
     }
+    events_per_s.update(_probe_events_per_s(scenario))
     events = duration * sum(events_per_s.values()) + len(scenario.faults) * 4
     readings = duration * readings_per_s
     wall = {name: duration * rate * SECONDS_PER_EVENT for name, rate in events_per_s.items()}

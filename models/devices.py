@@ -18,6 +18,7 @@ command id it has already applied (device-level idempotency, part of the outbox 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -48,10 +49,22 @@ class Resend(NamedTuple):
 class MeterFleet:
     """The smart meters; see the module docstring."""
 
-    def __init__(self, kernel: Kernel, config: FleetConfig, broker: Broker, *, zone: str, region: str) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        config: FleetConfig,
+        broker: Broker,
+        *,
+        zone: str,
+        region: str,
+        bill_until: float = math.inf,
+    ) -> None:
+        """``bill_until``: readings taken before it are in the billing period; the fleet keeps
+        what they truly measured (``true_energy_wh``), the reference every bill is checked against."""
         self.kernel = kernel
         self.config = config
         self.broker = broker
+        self.bill_until = bill_until
         kernel.network.add_node(METERS, zone=zone, region=region)
         rng = kernel.streams.stream(METERS)
         self.rng = rng
@@ -64,6 +77,7 @@ class MeterFleet:
         shares = probabilities([config.schema_versions[v] for v in versions], "fleet.schema_versions")
         self.schema = np.asarray(versions)[rng.choice(len(versions), size=n, p=shares)]
         self.retries: list[Resend] = []
+        self.true_energy_wh = np.zeros(n)  # twin bookkeeping: what each meter measured in the billing period
         self.emitted = 0
         self.copies = 0
         self.given_up = 0
@@ -87,11 +101,17 @@ class MeterFleet:
             yield env.timeout(tick)
 
     def _readings(
-        self, devices: np.ndarray, times: np.ndarray, rng: np.random.Generator | None = None
+        self, devices: np.ndarray, times: np.ndarray, rng: np.random.Generator | None = None, *, measured: bool = False
     ) -> list[Reading]:
+        """Readings of ``devices`` taken at ``times``; ``measured``: genuine measurements (not a
+        fault's junk), whose true power counts toward the billing reference."""
         rng = self.rng if rng is None else rng
         n = len(devices)
         power = self.base_power[devices] * rng.uniform(0.8, 1.2, n)
+        if measured:
+            billed = times < self.bill_until
+            # each meter is due at most once per tick (tick <= report_every), so no index repeats
+            self.true_energy_wh[devices[billed]] += power[billed] * (self.config.report_every / 3600.0)
         voltage = rng.normal(230.0, 3.0, n)
         if self.config.corrupt_fraction:
             power = np.where(rng.random(n) < self.config.corrupt_fraction, -999_999.0, power)
@@ -113,7 +133,7 @@ class MeterFleet:
     def _emit(self, devices: np.ndarray, times: np.ndarray) -> None:
         order = np.argsort(times, kind="stable")
         devices, times = devices[order], times[order]
-        records = self._readings(devices, times)
+        records = self._readings(devices, times, measured=True)
         self.kernel.ledger.enter(READINGS, len(records))
         self.emitted += len(records)
         self._publish(records, times, [0] * len(records), devices)

@@ -28,6 +28,7 @@ from models.config import IngestConfig
 from models.logic.ingest import IngestSettings, PoisonRecord, process_records
 from models.names import INGEST, KINESIS, READING_COPIES, READINGS
 from models.ops import Checkpoint, GetRecords
+from models.policies.dead_letter import DeadLetterPolicy
 from models.policies.dedup import DedupWindow
 from models.readings import IS_COPY, Reading
 from models.settings import settings_from
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
     from sim.kernel import Kernel
 
 __all__ = ["IngestConsumer"]
-
-SDK_TIMEOUT = 50.0  # the AWS SDK's default socket timeout bounds every Kinesis call
 
 
 class IngestConsumer(Actor):
@@ -62,6 +61,9 @@ class IngestConsumer(Actor):
         self.stream = stream
         self.settings = settings_from(IngestSettings, config, on_conflict_do_nothing=unique_index)
         self.dedup = DedupWindow(config.dedup_window) if config.dedup else None
+        self.dead_letters = (
+            DeadLetterPolicy(config.max_attempts, not_retryable=(PoisonRecord,)) if config.dead_letter else None
+        )
         shards = len(stream.shards)
         self.settled_upto = [0] * shards
         self.processed_upto = [0] * shards  # twin bookkeeping, survives crashes: spots redelivery
@@ -71,13 +73,19 @@ class IngestConsumer(Actor):
         self.failed_batches = 0
         self.redis_failures = 0
         self.redeliveries = 0
+        self.fetched = [0] * shards  # records read from each shard and not yet written: the write queue
+        self.write_queue_peak = 0
         stream.on_checkpoint = self._committed
         for shard in range(shards):
             self.background(functools.partial(self._consume, shard))
 
     def on_crash(self) -> None:
+        # process memory: the write queue, the dedup window and the failure counts start empty after a restart
+        self.fetched = [0] * len(self.fetched)
         if self.dedup is not None:
             self.dedup.clear()
+        if self.dead_letters is not None:
+            self.dead_letters = DeadLetterPolicy(self.config.max_attempts, not_retryable=(PoisonRecord,))
 
     def _consume(self, shard: int, epoch: int) -> Generator[simpy.Event, Any, None]:
         env = self.kernel.env
@@ -85,15 +93,26 @@ class IngestConsumer(Actor):
         poll = self.config.poll_interval
         after = self.stream.shards[shard].checkpoint  # the lease table survives the crash
         every = self.config.checkpoint_every
+        timeout = self.config.stream_timeout
         checkpointed_at = env.now
+        room = self.stream.config.max_records_per_get
+        limit = self.config.write_queue_limit
+        if limit is not None:
+            # Backpressure: each shard's batch is written before its next read, so the write queue
+            # holds at most one batch per shard; capping each at its share keeps the whole under limit.
+            room = max(1, min(room, limit // len(self.fetched)))
         while self.epoch == epoch:
             try:
-                batch = yield from driver.call(self.name, GetRecords(KINESIS, shard, after, timeout=SDK_TIMEOUT))
+                batch = yield from driver.call(
+                    self.name, GetRecords(KINESIS, shard, after, limit=room, timeout=timeout)
+                )
             except OpError:
                 yield env.timeout(poll)
                 continue
             if self.epoch != epoch:
                 return
+            self.fetched[shard] = len(batch.records)
+            self.write_queue_peak = max(self.write_queue_peak, sum(self.fetched))
             if batch.records:
                 last = batch.first + len(batch.records) - 1
                 seen = self.processed_upto[shard]
@@ -101,7 +120,7 @@ class IngestConsumer(Actor):
                     self.redeliveries += min(last, seen) - batch.first + 1
                 try:
                     outcome = yield from driver.drive(
-                        process_records(self.settings, batch.records, self.dedup), self, epoch
+                        process_records(self.settings, batch.records, self.dedup, self.dead_letters), self, epoch
                     )
                 except PoisonRecord:
                     self.poison_crashes += 1
@@ -109,8 +128,10 @@ class IngestConsumer(Actor):
                     return
                 except OpError:
                     self.failed_batches += 1
+                    self.fetched[shard] = 0  # dropped from memory: read again from the stream
                     yield env.timeout(poll)
                     continue  # not checkpointed: the same records are read again
+                self.fetched[shard] = 0
                 self.batches += 1
                 self.redis_failures += outcome.redis_failures
                 self._pending[shard].append((batch.first, batch.records, outcome.fates))
@@ -118,7 +139,7 @@ class IngestConsumer(Actor):
                 after = last
                 if env.now - checkpointed_at >= every:
                     try:
-                        yield from driver.call(self.name, Checkpoint(KINESIS, shard, last, timeout=SDK_TIMEOUT))
+                        yield from driver.call(self.name, Checkpoint(KINESIS, shard, last, timeout=timeout))
                         checkpointed_at = env.now
                     except OpError:
                         pass  # a later checkpoint covers this batch
@@ -156,6 +177,7 @@ class IngestConsumer(Actor):
                 "failed_batches": self.failed_batches,
                 "redis_sync_failures": self.redis_failures,
                 "records_redelivered": self.redeliveries,
+                "write_queue_peak": self.write_queue_peak,
             }
         )
         return figures

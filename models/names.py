@@ -18,6 +18,9 @@ __all__ = [
     "APP_RESPONSE",
     "COMMANDS",
     "COMMANDS_TABLE",
+    "COMMAND_INTENTS",
+    "COMMAND_REQUESTS",
+    "COMMAND_SUCCEEDED",
     "DASHBOARDS",
     "DASHBOARD_ERRORS",
     "DASHBOARD_LATENCY",
@@ -41,6 +44,7 @@ __all__ = [
     "REDIS",
     "STREAM_ITERATOR_AGE",
     "STREAM_MAX_ITERATOR_AGE",
+    "SYNTHETIC_MONITOR",
     "db_replica",
     "redis_master",
 ]
@@ -78,6 +82,10 @@ METERS = "meters"
 DEVICES = "devices"
 MOBILE = "mobile"
 DASHBOARDS = "dashboards"
+AUTOMATION = "automation"
+"""The backend's scheduler of automation commands (a node: it only sends)."""
+SYNTHETIC_MONITOR = "synthetic-monitor"
+"""The external synthetic monitor and its canary device (health.synthetic, finding S3)."""
 
 # -- ledger kinds ------------------------------------------------------------------------------
 COMMANDS = "commands"
@@ -97,6 +105,10 @@ APP_RESPONSE = "commands.app_response_s"
 DASHBOARD_LATENCY = "dashboard.latency_s"
 DASHBOARD_REQUESTS = "dashboard.requests"
 DASHBOARD_ERRORS = "dashboard.errors"
+COMMAND_INTENTS = "commands.intents"
+COMMAND_REQUESTS = "commands.requests"
+COMMAND_SUCCEEDED = "commands.succeeded"
+DLQ_MESSAGES = "dlq.messages"
 
 METRICS: tuple[tuple[str, str, str, str], ...] = (
     # (name, kind, unit, meaning); kinds: counter, histogram, sum (per interval), max (per interval)
@@ -109,5 +121,14 @@ METRICS: tuple[tuple[str, str, str, str], ...] = (
     (DASHBOARD_LATENCY, "histogram", "s", "latency of successful dashboard refreshes"),
     (DASHBOARD_REQUESTS, "sum", "requests", "dashboard refreshes finished per interval"),
     (DASHBOARD_ERRORS, "sum", "requests", "dashboard refreshes that failed per interval"),
+    (COMMAND_INTENTS, "sum", "intents", "command intents users started per interval"),
+    (COMMAND_REQUESTS, "sum", "requests", "command requests the app sent per interval, retries included"),
+    (COMMAND_SUCCEEDED, "sum", "intents", "command intents the app heard accepted per interval (goodput)"),
+    (
+        DLQ_MESSAGES,
+        "sum",
+        "messages",
+        "messages put in the dead letter queue per interval (the running total is its depth)",
+    ),
 )
 """Every metric the twin records, declared to the engine when the twin is built."""

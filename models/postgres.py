@@ -154,7 +154,8 @@ class RecentKeys:
 class Database:
     """The durable contents shared by the primary and its replicas."""
 
-    def __init__(self, config: PostgresConfig, report_every: float, devices: int) -> None:
+    def __init__(self, config: PostgresConfig, report_every: float, devices: int, bill_until: float = math.inf) -> None:
+        """``bill_until``: rows of readings taken before it are the billing period's (C5)."""
         self.commands: dict[int, dict[str, Any]] = {}
         self.by_key: dict[str, int] = {}
         self.pending: dict[int, None] = {}
@@ -166,6 +167,10 @@ class Database:
         self.anomalies = 0
         self.energy_wh = np.zeros(devices)  # per-device totals, added in row order
         self.reading_count = np.zeros(devices, dtype=np.int64)
+        self.bill_until = bill_until
+        self.late_energy_wh = np.zeros(devices)  # the part of energy_wh from rows after bill_until
+        self.late_readings = np.zeros(devices, dtype=np.int64)
+        self.anomalous_intervals: set[tuple[int, float]] = set()  # (device_id, time) flagged in the period
         self.hours_per_reading = report_every / 3600.0
         self.recent = RecentKeys(config.duplicate_window, devices)
 
@@ -273,6 +278,7 @@ class Postgres(Actor):
         db = self.db
         if op.table == ANOMALIES_TABLE:
             db.anomalies += len(op.rows)
+            db.anomalous_intervals.update((r[DEVICE_ID], r[TIME]) for r in op.rows if r[TIME] < db.bill_until)
             return {"inserted": len(op.rows), "conflicts": []}
         if op.table != READINGS_TABLE:
             raise Rejected("undefined_table", op.table)
@@ -292,7 +298,7 @@ class Postgres(Actor):
             self._e2e.add_many(now - times[fresh])
             if op.on_conflict_do_nothing:
                 conflicts = np.flatnonzero(seen).tolist()
-                devices, powers, voltages = devices[fresh], powers[fresh], voltages[fresh]
+                devices, times, powers, voltages = devices[fresh], times[fresh], powers[fresh], voltages[fresh]
                 db.conflicts += len(conflicts)
             else:
                 db.duplicate_rows += int(np.count_nonzero(seen))
@@ -301,9 +307,14 @@ class Postgres(Actor):
         db.corrupted_rows += int(np.count_nonzero((powers < 0) | (voltages <= 0)))
         known = devices < db.energy_wh.size
         if not known.all():
-            devices, powers = devices[known], powers[known]
-        np.add.at(db.energy_wh, devices, powers * db.hours_per_reading)  # in row order, as one by one
+            devices, times, powers = devices[known], times[known], powers[known]
+        energy = powers * db.hours_per_reading
+        np.add.at(db.energy_wh, devices, energy)  # in row order, as one by one
         np.add.at(db.reading_count, devices, 1)
+        late = times >= db.bill_until
+        if late.any():  # only near the end of the run
+            np.add.at(db.late_energy_wh, devices[late], energy[late])
+            np.add.at(db.late_readings, devices[late], 1)
         self._stored_series.add(now, inserted)
         return {"inserted": inserted, "conflicts": conflicts}
 

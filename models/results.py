@@ -20,8 +20,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from models.logic.billing import BillingSettings, bills_usd
+from models.monitoring import health_summary
 from models.names import (
     APP_RESPONSE,
+    AUTOMATION,
     COMMANDS,
     DASHBOARD_LATENCY,
     DEVICES,
@@ -31,6 +36,8 @@ from models.names import (
     READINGS,
     STREAM_ITERATOR_AGE,
 )
+from models.settings import settings_from
+from models.windows import command_load
 from sim.ledger import FinalState, Invariant, Ledger
 from sim.metrics import Histogram
 
@@ -51,6 +58,7 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
     outbox = world.scenario.device_manager.outbox
     latency = Histogram()
     duplicates = 0
+    into_void = 0  # told "accepted", never applied
     for intent, started in mobile.started.items():
         times = applied.get(intent)
         if times:
@@ -75,6 +83,7 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
         else:
             reason = f"app_{getattr(result, 'status', 'error')}"
         ledger.settle(COMMANDS, intent, FinalState.FAILED, reason)
+        into_void += bool(getattr(result, "accepted", False))
     intents = len(mobile.started)
     n_applied = ledger.settled(COMMANDS, FinalState.APPLIED)
     n_failed = ledger.settled(COMMANDS, FinalState.FAILED)
@@ -89,9 +98,11 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
         "in_flight": intents - decided,
         "success_rate": n_applied / decided if decided else None,
         "app_told_accepted": accepted,
+        "accepted_but_failed": into_void,
         "requests_sent": sum(getattr(r, "attempts", 0) for r, _ in mobile.results.values()),
         "latency_s": latency.summary(),
         "app_response_s": kernel.metrics.histogram(APP_RESPONSE).summary(),
+        **command_load(world),  # offered-load amplification and goodput around the faults
     }
 
 
@@ -130,6 +141,72 @@ def _analytics(world: World) -> dict[str, Any]:
         "statuses": dict(sorted(users.statuses.items())),
         "latency_s": world.kernel.metrics.histogram(DASHBOARD_LATENCY).summary(),
         "breaker_transitions": [dict(t) for t in world.analytics.transitions[:50]],
+        "breakers": _breakers(world),
+    }
+
+
+def _breakers(world: World) -> dict[str, Any]:
+    """Each replica breaker's state over the run: seconds in each state, times opened, state at end.
+
+    Read from the engine's log of transitions, never from the breakers (asking a breaker its
+    state moves a due OPEN -> HALF_OPEN, which would change the run): an open breaker whose
+    ``open_for`` has passed counts as half open from then on, as it would answer.
+    """
+    config = world.scenario.analytics.breaker
+    if config is None:
+        return {}
+    end = world.kernel.now
+    timelines: dict[str, list[tuple[float, str]]] = {replica: [] for replica in world.analytics.settings.replicas}
+    for change in world.analytics.transitions:
+        timelines.setdefault(change["replica"], []).append((change["t"], change["to"]))
+    figures: dict[str, Any] = {}
+    for replica, changes in sorted(timelines.items()):
+        seconds: dict[str, float] = {}
+        state, since = "closed", 0.0
+        for at, new in changes:
+            seconds[state] = seconds.get(state, 0.0) + at - since
+            state, since = new, at
+        if state == "open" and since + config.open_for <= end:
+            seconds["open"] = seconds.get("open", 0.0) + config.open_for
+            state, since = "half_open", since + config.open_for
+        seconds[state] = seconds.get(state, 0.0) + end - since
+        figures[replica] = {
+            "state_at_end": state,
+            "times_opened": sum(1 for _, new in changes if new == "open"),
+            "seconds_in": {name: seconds.get(name, 0.0) for name in ("closed", "open", "half_open")},
+        }
+    return figures
+
+
+def _billing(world: World) -> dict[str, Any]:
+    """Each home's bill for the period as the analytics engine computes it from the database,
+    against the bill of what its meter truly measured (C5)."""
+    config = world.scenario.analytics.billing
+    db = world.database
+    homes = db.energy_wh.size
+    anomalous = np.zeros(homes)
+    for device, _ in db.anomalous_intervals:
+        if device < homes:
+            anomalous[device] += 1
+    settings = settings_from(BillingSettings, config)
+    billed = bills_usd(
+        settings, db.energy_wh - db.late_energy_wh, db.reading_count - db.late_readings, anomalous, db.hours_per_reading
+    )
+    true = world.meters.true_energy_wh / 1000.0 * config.tariff_per_kwh
+    error = billed - true
+    worst = float(np.abs(error).max()) if homes else 0.0
+    return {
+        "homes": homes,
+        "period_s": db.bill_until,
+        "tariff_per_kwh": config.tariff_per_kwh,
+        "true_usd": round(float(true.sum()), 2),
+        "billed_usd": round(float(billed.sum()), 2),
+        "max_abs_error_usd": round(worst, 4),
+        "mean_abs_error_usd": round(float(np.abs(error).mean()), 6) if homes else 0.0,
+        "homes_off_by_a_cent_or_more": int(np.count_nonzero(np.abs(error) >= 0.01)),
+        "negative_bills": int(np.count_nonzero(billed < 0)),
+        "lowest_bill_usd": round(float(billed.min()), 2) if homes else 0.0,
+        "estimated_intervals": int(anomalous.sum()) if config.estimate_gaps else 0,
     }
 
 
@@ -171,13 +248,20 @@ def summarise(world: World) -> dict[str, Any]:
     components[METERS] = world.meters.stats()
     components[DEVICES] = world.devices.stats()
     components[MOBILE] = world.mobile.stats()
+    if world.automation is not None:
+        components[AUTOMATION] = world.automation.stats()
     components["network"] = {
         "messages_dropped": kernel.network.dropped,
         "messages_duplicated": kernel.network.duplicated,
     }
     series_until = min(kernel.now, world.scenario.duration)  # mid-run: no empty future buckets
     return {
-        "flows": {"sensor": _sensor(world, verdicts), "commands": commands, "analytics": _analytics(world)},
+        "flows": {
+            "sensor": _sensor(world, verdicts),
+            "commands": commands,
+            "analytics": _analytics(world),
+            "billing": _billing(world),
+        },
         "components": dict(sorted(components.items())),
         "ledger": ledger,
         "invariants": [inv.as_dict() for inv in invariants],
@@ -189,5 +273,6 @@ def summarise(world: World) -> dict[str, Any]:
             "interval_s": kernel.metrics.interval,
             **{name: ts.series(series_until) for name, ts in sorted(kernel.metrics.series.items())},
         },
+        "health": health_summary(world, verdicts),
         "engine": {"simulated_s": kernel.now, "events": kernel.events_processed},
     }

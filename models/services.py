@@ -14,15 +14,24 @@ from typing import TYPE_CHECKING, Any
 from models.config import AnalyticsConfig, DeviceManagerConfig, GatewayConfig
 from models.logic.analytics import AnalyticsSettings, energy_report
 from models.logic.commands import CommandSettings, outbox_relay, submit_command
-from models.logic.gateway import Compartment, GatewaySettings, route_request
-from models.names import ANALYTICS, API_GATEWAY, DEVICE_MANAGER, DLQ
+from models.logic.gateway import (
+    BULKHEAD_FULL,
+    ROUTES,
+    SHED,
+    Compartment,
+    GatewaySettings,
+    is_low_priority,
+    route_request,
+)
+from models.names import ANALYTICS, API_GATEWAY, DEVICE_MANAGER, DLQ, DLQ_MESSAGES
 from models.ops import HttpRequest, HttpResponse, SendMessage
-from models.policies import CircuitBreaker, IdempotencyStore, KeyedRateLimiter
+from models.policies import BreakerState, CircuitBreaker, IdempotencyStore, KeyedRateLimiter
 from models.settings import settings_from
 from sim.actor import Actor
-from sim.ops import Logic, Operation, Rejected
+from sim.ops import Logic, Operation, Rejected, Unavailable
 
 if TYPE_CHECKING:
+    from sim.actor import Request
     from sim.kernel import Kernel
 
 __all__ = ["AnalyticsEngine", "ApiGateway", "DeadLetterQueue", "DeviceManager", "HttpService"]
@@ -57,6 +66,9 @@ class ApiGateway(HttpService):
         self.settings = settings_from(GatewaySettings, config)
         self.limiter = KeyedRateLimiter.per_period(config.user_limit_per_min, 60.0)
         self.compartments: dict[str, Compartment] = {}
+        self.shed = 0
+        self.shed_low_priority = 0
+        self.bulkhead_refused = dict.fromkeys(sorted(config.bulkheads or {}), 0)  # a count per service
         self._reset_compartments()
 
     def _reset_compartments(self) -> None:
@@ -70,7 +82,31 @@ class ApiGateway(HttpService):
         self._reset_compartments()
 
     def serve(self, request: HttpRequest) -> Any:
-        return route_request(self.settings, request, self.limiter, self.compartments, load=self.busy / self.concurrency)
+        logic = route_request(
+            self.settings, request, self.limiter, self.compartments, load=self.busy / self.concurrency
+        )
+        config = self.config
+        guarded = config.shed_above is not None or config.shed_low_priority_above is not None or self.compartments
+        return self._counted(logic, request) if guarded else logic
+
+    def _counted(self, logic: Logic[HttpResponse], request: HttpRequest) -> Logic[HttpResponse]:
+        """Count the requests load shedding and each service's bulkhead refused."""
+        response = yield from logic
+        refused_by = response.body.get("refused_by") if response.status == 503 else None
+        if refused_by == SHED:
+            self.shed += 1
+            self.shed_low_priority += is_low_priority(request)
+        elif refused_by == BULKHEAD_FULL:
+            service = ROUTES[request.route]
+            self.bulkhead_refused[service] += 1
+        return response
+
+    def stats(self) -> dict[str, Any]:
+        figures: dict[str, Any] = dict(super().stats())
+        figures["shed"] = self.shed
+        figures["shed_low_priority"] = self.shed_low_priority
+        figures["bulkhead_refused"] = dict(self.bulkhead_refused)
+        return figures
 
 
 class DeviceManager(HttpService):
@@ -100,6 +136,8 @@ class DeviceManager(HttpService):
         self.config = config
         self.idempotency = self._new_store()
         self.idempotency_answers = {"replayed": 0, "in_progress_409": 0, "mismatch_422": 0}
+        self.in_service = True  # in the Service's endpoints; the readiness gate (health.gate_traffic) decides
+        self.refused_not_ready = 0
         if config.outbox:
             retry_rng = kernel.streams.stream(f"{self.name}/relay-retry")
             self.background(lambda epoch: kernel.driver.drive(outbox_relay(self.settings, retry_rng), self, epoch))
@@ -112,6 +150,14 @@ class DeviceManager(HttpService):
 
     def on_crash(self) -> None:
         self.idempotency = self._new_store()  # process memory; the database's unique constraint survives
+
+    def deliver(self, request: Request) -> None:
+        """Out of the Service while not ready: kube-proxy has no endpoint, the call is refused at once."""
+        if not self.in_service and self.up:
+            self.refused_not_ready += 1
+            self.kernel.driver.reply(self.name, request, Unavailable("not_ready", f"{self.name}: no ready endpoint"))
+            return
+        super().deliver(request)
 
     def stats(self) -> dict[str, Any]:
         figures: dict[str, Any] = dict(super().stats())
@@ -169,7 +215,13 @@ class AnalyticsEngine(HttpService):
         return observe
 
     def on_crash(self) -> None:
-        self._reset_breakers()  # breaker state lives in process memory
+        # Breaker state lives in process memory: the restarted engine's breakers start closed.
+        now = self.kernel.now
+        for replica, breaker in self.breakers.items():
+            last = breaker.history[-1][1] if breaker.history else BreakerState.CLOSED
+            if last is not BreakerState.CLOSED:
+                self.transitions.append({"t": now, "replica": replica, "from": last.value, "to": "closed"})
+        self._reset_breakers()
 
     def serve(self, request: HttpRequest) -> Any:
         if not self.settings.replicas:
@@ -192,11 +244,13 @@ class DeadLetterQueue(Actor):
         super().__init__(kernel, DLQ, zone=zone, region=region, concurrency=16)
         self.depth = 0
         self.first: list[dict[str, Any]] = []
+        self._messages = kernel.metrics.timeseries(DLQ_MESSAGES)
 
     def handle(self, op: Operation, origin: str) -> Any:
         if not isinstance(op, SendMessage):
             raise Rejected("unsupported", f"dlq does not handle {op.name}")
         self.depth += 1
+        self._messages.add(self.kernel.now)
         if len(self.first) < 10:
             self.first.append({"error": op.body.get("error"), "t": self.kernel.now})
         return {"message_id": self.depth}

@@ -9,6 +9,7 @@ us-east-1c         db-replica-2 (and further replicas), dlq
 aws-managed        iot-core, kinesis (regional managed services, region us-east-1)
 homes-net          meters, devices (region homes)
 phones-net         mobile, dashboards (region phones)
+monitoring-net     synthetic-monitor, with ``health.synthetic`` (region monitoring: outside AWS)
 =================  ==================================================================
 """
 
@@ -18,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.automation import ScheduledAutomation
 from models.broker import Broker
 from models.config import Scenario
 from models.devices import ControllableDevices, MeterFleet
 from models.faults import Flood, Poison
 from models.ingest import IngestConsumer
+from models.monitoring import HealthMonitor
 from models.names import (
     ANALYTICS,
     API_GATEWAY,
@@ -56,6 +59,7 @@ __all__ = ["TWIN", "SmartHomeTwin", "World", "build"]
 REGION = "us-east-1"
 HOMES = ("homes-net", "homes")
 PHONES = ("phones-net", "phones")
+MONITORING = ("monitoring-net", "monitoring")
 GROUPS = ("us-east-1a", "us-east-1b", "us-east-1c", "aws-managed", REGION, *HOMES, *PHONES)
 
 
@@ -85,6 +89,8 @@ class World:
     mobile: MobileUsers
     dashboards: DashboardUsers
     faults: FaultTimeline
+    automation: ScheduledAutomation | None = None
+    monitor: HealthMonitor | None = None
 
 
 def build(scenario: Scenario, seed: int) -> World:
@@ -99,7 +105,8 @@ def build(scenario: Scenario, seed: int) -> World:
     kernel.metrics.declare(*METRICS)
     stream = Stream(kernel, scenario.stream, zone="aws-managed", region=REGION)
     broker = Broker(kernel, scenario.broker, stream, zone="aws-managed", region=REGION)
-    database = Database(scenario.postgres, scenario.fleet.report_every, scenario.fleet.meters)
+    bill_until = max(0.0, scenario.duration - scenario.analytics.billing.late_data_grace)
+    database = Database(scenario.postgres, scenario.fleet.report_every, scenario.fleet.meters, bill_until)
     primary = Postgres(
         kernel, DB_PRIMARY, scenario.postgres, database, role="primary", zone="us-east-1a", region=REGION
     )
@@ -130,7 +137,7 @@ def build(scenario: Scenario, seed: int) -> World:
         region=REGION,
     )
     dlq = DeadLetterQueue(kernel, zone="us-east-1c", region=REGION)
-    meters = MeterFleet(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1])
+    meters = MeterFleet(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1], bill_until=bill_until)
     devices = ControllableDevices(kernel, scenario.fleet, broker, zone=HOMES[0], region=HOMES[1])
     mobile = MobileUsers(
         kernel,
@@ -141,11 +148,28 @@ def build(scenario: Scenario, seed: int) -> World:
         region=PHONES[1],
     )
     dashboards = DashboardUsers(kernel, scenario.workload, scenario.fleet.meters, zone=PHONES[0], region=PHONES[1])
+    schedule = scenario.workload.automation
+    automation = (
+        ScheduledAutomation(kernel, schedule, scenario.fleet.controllables, zone="us-east-1b", region=REGION)
+        if schedule is not None
+        else None
+    )
+    monitor = HealthMonitor(
+        kernel,
+        scenario.health,
+        device_manager,
+        broker,
+        scenario.faults,
+        canary_id=scenario.fleet.controllables,  # the first id after the fleet's devices
+        zone=MONITORING[0],
+        region=MONITORING[1],
+    )
     components: dict[str, object] = {METERS: meters, MOBILE: mobile, **{m.name: m for m in redis.masters}}
     faults = FaultTimeline(kernel, scenario.faults, components)
     return World(
         scenario, kernel, stream, broker, database, primary, replicas, redis, gateway, device_manager,
-        analytics, ingest, dlq, meters, devices, mobile, dashboards, faults,
+        analytics, ingest, dlq, meters, devices, mobile, dashboards, faults, automation=automation,
+        monitor=monitor,
     )  # fmt: skip
 
 

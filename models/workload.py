@@ -5,6 +5,12 @@ Every command is a *user intent* tracked by the ledger from the tap to its final
 the app's own timeout-and-retry behaviour (:func:`models.logic.clients.send_command`)
 decides how many requests the intent becomes.  Dashboard refreshes are counted good or
 bad against the availability SLO (a 2xx within the dashboard's timeout).
+
+Per interval the mobile users record intents started, requests sent (retries included)
+and intents the app heard accepted: offered load, its amplification by retries, and
+goodput over time, the figures of a retry storm.  A retry limiter
+(``workload.app_retry_budget``) lives where an SDK keeps it, one per client instance: per
+user (each phone's app), or, with ``scope: shared``, one for the whole population.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ from models.logic.clients import AppResult, AppSettings, dashboard_query, send_c
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
+    from sim.ops import Logic
 
 __all__ = ["DashboardUsers", "MobileUsers"]
 
 from models.names import (
     APP_RESPONSE,
+    COMMAND_INTENTS,
+    COMMAND_REQUESTS,
+    COMMAND_SUCCEEDED,
     COMMANDS,
     DASHBOARD_ERRORS,
     DASHBOARD_LATENCY,
@@ -32,8 +42,8 @@ from models.names import (
     DASHBOARDS,
     MOBILE,
 )
-from models.ops import HttpResponse
-from models.policies import RetryPolicy
+from models.ops import HttpRequest, HttpResponse
+from models.policies import RetryLimiter, RetryPolicy
 from models.settings import settings_from
 
 
@@ -62,6 +72,13 @@ class MobileUsers:
         self.started: dict[str, float] = {}
         self.results: dict[str, tuple[AppResult, float]] = {}
         self._response = kernel.metrics.histogram(APP_RESPONSE)
+        self._intents = kernel.metrics.timeseries(COMMAND_INTENTS)
+        self._requests = kernel.metrics.timeseries(COMMAND_REQUESTS)
+        self._succeeded = kernel.metrics.timeseries(COMMAND_SUCCEEDED)
+        self._budget = config.app_retry_budget
+        self._shared_limiter = self._budget.limiter() if self._budget.scope == "shared" else None
+        self.limiters: dict[str, RetryLimiter] = {}  # per user, made on the user's first command
+        self.refused_by_budget = 0
         self.intents = 0
         self.flood_sent = 0
         self.flood_answers: dict[str, int] = {}
@@ -83,12 +100,50 @@ class MobileUsers:
             action = "toggle" if toggle else ("on" if rng.random() < 0.5 else "off")
             self.kernel.ledger.track(COMMANDS, intent)
             self.started[intent] = env.now
-            logic = send_command(self.settings, f"user-{user_index}", device, action, intent, self._retry_rng)
-            self.kernel.driver.spawn(logic, MOBILE, on_done=functools.partial(self._finished, intent))
+            self._intents.add(env.now)
+            user = f"user-{user_index}"
+            limiter = self._limiter(user)
+            logic = send_command(self.settings, user, device, action, intent, self._retry_rng, limiter)
+            self.kernel.driver.spawn(self._counted(logic), MOBILE, on_done=functools.partial(self._finished, intent))
+
+    def _limiter(self, user: str) -> RetryLimiter | None:
+        """The retry limiter of ``user``'s client: its own, the shared one, or none."""
+        if self._budget.kind == "none" or self._shared_limiter is not None:
+            return self._shared_limiter
+        limiter = self.limiters.get(user)
+        if limiter is None:
+            limiter = self._budget.limiter()
+            if limiter is not None:
+                self.limiters[user] = limiter
+        return limiter
+
+    def _counted(self, logic: Logic[AppResult]) -> Logic[AppResult]:
+        """``logic`` unchanged, with each request it sends counted when it is sent (offered load)."""
+        requests, env = self._requests, self.kernel.env
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                op = logic.throw(error) if error is not None else logic.send(value)
+            except StopIteration as stop:
+                result: AppResult = stop.value
+                return result
+            if isinstance(op, HttpRequest):
+                requests.add(env.now)
+            value, error = None, None
+            try:
+                value = yield op
+            except Exception as failure:  # an OpError the driver throws in: the logic's to handle
+                error = failure
 
     def _finished(self, intent: str, result: Any) -> None:
-        self.results[intent] = (result, self.kernel.now)
-        self._response.add(self.kernel.now - self.started[intent])
+        now = self.kernel.now
+        self.results[intent] = (result, now)
+        self._response.add(now - self.started[intent])
+        if getattr(result, "accepted", False):
+            self._succeeded.add(now)
+        elif getattr(result, "gave_up", None) == "budget":
+            self.refused_by_budget += 1
 
     # -- the flood fault (S1) ------------------------------------------------------------------
     def flood(self, device: int, rate_per_s: float, users: int) -> Callable[[], None]:
@@ -126,6 +181,8 @@ class MobileUsers:
         """Per-component figures for the result file."""
         return {
             "intents": self.intents,
+            "retries_refused_by_budget": self.refused_by_budget,
+            "retry_limiters": len(self.limiters) + (self._shared_limiter is not None),
             "flood_commands_sent": self.flood_sent,
             "flood_answers": dict(sorted(self.flood_answers.items())),
         }

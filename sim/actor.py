@@ -14,6 +14,10 @@ Durable state (what a database keeps on disk) is the subclass's business and sur
 Faults attached here: added latency (extra service time), error rate (requests answered
 with :class:`~sim.ops.Rejected`), crash/restart.
 
+A :class:`~sim.ops.Ping` (a health check's ``SELECT 1`` or ``PING``) is answered by the
+actor itself with :data:`PONG`: it waits for a worker and meets the faults above like any
+request, but costs no service time and never reaches :meth:`Actor.handle`.
+
 Queueing figures, so results can be checked against queueing theory (Little's law, Erlang C):
 every request a worker takes from the mailbox leaves its queue wait (arrival in
 :meth:`Actor.deliver` to the worker's pop) in :attr:`Actor.queue_wait`, a streaming
@@ -39,13 +43,16 @@ import simpy
 from sim.distributions import Distribution, Sampler, constant
 from sim.driver import Abandoned
 from sim.metrics import Histogram
-from sim.ops import Logic, Operation, OpError, Rejected, Unavailable
+from sim.ops import Logic, Operation, OpError, Ping, Rejected, Unavailable
 from sim.queue import Mailbox
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
 
-__all__ = ["Actor", "QueueStats", "Request"]
+__all__ = ["PONG", "Actor", "QueueStats", "Request"]
+
+PONG = "PONG"
+"""What an actor answers to a :class:`~sim.ops.Ping`."""
 
 
 @dataclass(slots=True)
@@ -236,7 +243,8 @@ class Actor:
             ticket = self._tickets = self._tickets + 1
             self._serving[ticket] = request
             try:
-                delay = self.service_time(request.op)
+                ping = isinstance(request.op, Ping)  # answered here: no service time, no handler
+                delay = 0.0 if ping else self.service_time(request.op)
                 for added in self.added_latency:
                     delay += added()
                 if delay > 0:
@@ -247,7 +255,7 @@ class Actor:
                     driver.reply(self.name, request, Rejected("injected_error", f"{self.name} failed"))
                     continue
                 try:
-                    outcome = self.handle(request.op, request.origin)
+                    outcome = PONG if ping else self.handle(request.op, request.origin)
                     if inspect.isgenerator(outcome):
                         outcome = yield from driver.drive(cast("Logic[Any]", outcome), self, epoch)
                 except OpError as error:

@@ -91,6 +91,14 @@ def comparison_text(body: Mapping[str, Any], scenario: Experiment) -> str:
     return "\n".join(lines)
 
 
+def _shown(result: Mapping[str, Any], path: str) -> str:
+    """The figure at ``path``, or ``n/a`` where the variant has none (a probe only a countermeasure adds)."""
+    try:
+        return _figure(value_at(result, path))
+    except KeyError:
+        return "n/a"
+
+
 def markdown_table(compared: Mapping[str, tuple[Experiment, Mapping[str, Any]]]) -> str:
     """One Markdown row per scenario and figure its expectations read: the figure under each
     variant (as designed first), and whether all the scenario's expectations held.
@@ -111,7 +119,7 @@ def markdown_table(compared: Mapping[str, tuple[Experiment, Mapping[str, Any]]])
         )
         paths = list(dict.fromkeys(e.path for _, e in expectations_of(scenario)))
         for index, path in enumerate(paths):
-            shown = [_figure(value_at(variants[v], path)) for v in [first, *others]]
+            shown = [_shown(variants[v], path) for v in [first, *others]]
             countermeasures = ", ".join(f"{v}: {s}" for v, s in zip(others, shown[1:], strict=True))
             lines.append(
                 f"| {name if index == 0 else ''} | `{path}` | {shown[0]} | {countermeasures} | "

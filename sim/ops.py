@@ -27,6 +27,7 @@ __all__ = [
     "OpError",
     "Operation",
     "OperationTimeout",
+    "Ping",
     "Rejected",
     "Sleep",
     "Unavailable",
@@ -68,6 +69,21 @@ class Now(Operation):
     """Ask the driver for the current time, so logic can feed clock-injected policies."""
 
     local: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(Operation):
+    """The cheapest request a server can answer: a health check's round trip.
+
+    Every actor answers it itself (:class:`sim.actor.Actor`), without its handler and
+    without service time, once a worker takes it: a PostgreSQL ``SELECT 1``, a Redis
+    ``PING``, a Kinesis ``DescribeStreamSummary``.  So it proves what a real one proves --
+    the server is up, reachable, has a free worker or connection and is not failing
+    requests (injected latency and errors apply) -- and nothing about the server's data.
+    """
+
+    target: str
+    timeout: float | None = None
 
 
 class OpError(Exception):

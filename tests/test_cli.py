@@ -37,7 +37,7 @@ def test_run_writes_result_and_prints_summary(small: Path, tmp_path: Path, capsy
     result = json.loads((out / "result.json").read_text())
     assert result["scenario"] == "small" and result["seed"] == 3
     assert len(result["scenario_hash"]) == 64
-    assert set(result["flows"]) == {"sensor", "commands", "analytics"}
+    assert set(result["flows"]) == {"sensor", "commands", "analytics", "billing"}
 
 
 def test_json_flag_prints_exactly_the_file(small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,9 +32,10 @@ description: a short run that puts something in every part of result.json
 duration: 5m
 seed: 7
 fleet: {meters: 200, controllables: 100}
-workload: {mobile_users: 600, dashboard_users: 150, queries_per_user_per_hour: 30}
+workload: {mobile_users: 600, dashboard_users: 150, queries_per_user_per_hour: 30, automation: {devices: 50}}
 analytics: {breaker: {}, query_timeout: 2s}
 ingest: {dead_letter: true}
+health: {deep: {}, synthetic: {}, gate_traffic: true}
 faults:
   - {kind: latency, target: db-replica-1, at: 30s, for: 2m, add: 15s}
   - {kind: crash, target: iot-core, at: 60s, restart_after: 60s}
@@ -47,12 +48,18 @@ faults:
 PER_NAME = {
     "ledger": "<kind>",
     "ledger.<kind>.states": "<state>",
+    "health.probes": "<probe>",
+    "health.faults[].detection": "<probe>",
+    "flows.commands.windows": "<window>",
+    "flows.analytics.breakers": "<replica>",
 }
 # Maps of names to counts: documented as a whole, their keys vary from run to run.
 OPAQUE = {
     "flows.analytics.statuses",
     "ledger.<kind>.states.<state>.by_reason",
     "components.db-primary.device_commands",
+    "components.api-gateway.bulkhead_refused",
+    "components.automation.answers",
 }
 
 

@@ -26,7 +26,7 @@ from models.ops import (
     SendMessage,
     Update,
 )
-from models.policies import BreakerSettings, CircuitBreaker, KeyedRateLimiter, RetryPolicy
+from models.policies import BreakerSettings, CircuitBreaker, DeadLetterPolicy, KeyedRateLimiter, RetryPolicy
 from models.policies.dedup import DedupWindow
 from models.readings import as_copy, reading
 from sim.driver import run_direct
@@ -182,8 +182,8 @@ def test_gateway_rate_limits_per_user_and_maps_upstream_errors() -> None:
 
 def _ingest_settings(**changes: Any) -> IngestSettings:
     base = {
-        "supported_schema_versions": frozenset({2}), "validate_readings": False, "dead_letter": False,
-        "max_attempts": 3, "on_conflict_do_nothing": False, "db_timeout": None, "redis_timeout": None,
+        "supported_schema_versions": frozenset({2}), "validate_readings": False,
+        "on_conflict_do_nothing": False, "db_timeout": None, "redis_timeout": None,
         "power_range": (0.0, 10_000.0), "voltage_range": (100.0, 250.0), "current_range": (0.0, 100.0),
     }  # fmt: skip
     return IngestSettings(**{**base, **changes})
@@ -213,15 +213,46 @@ def test_as_designed_ingest_stores_corrupt_values_and_crashes_on_poison() -> Non
 
 
 def test_countermeasures_validate_dedupe_and_dead_letter() -> None:
-    spec = _ingest_settings(validate_readings=True, dead_letter=True)
+    spec = _ingest_settings(validate_readings=True)
     records = [GOOD, CORRUPT, POISON, as_copy(GOOD)]
-    outcome, _ = run_direct(process_records(spec, records, DedupWindow(600)), _db)
+    letters = DeadLetterPolicy(3, not_retryable=(PoisonRecord,))
+    sent: list[dict[str, Any]] = []
+
+    def db(op: Operation) -> Any:
+        if isinstance(op, SendMessage):
+            sent.append(op.body)
+        return _db(op)
+
+    outcome, _ = run_direct(process_records(spec, records, DedupWindow(600), letters), db)
     assert outcome.fates == [
         ("stored", ""),
         ("stored", "anomalies_table"),
         ("dead_lettered", "unsupported_schema"),
         ("dropped", "deduplicated"),
     ]
+    # An undecodable record is not retryable: one attempt, its error and the record itself go to the DLQ,
+    # and the policy's staging queue is handed over (nothing is kept twice).
+    assert sent == [{"record": POISON, "error": "unsupported schema_version 99", "attempts": 1}]
+    assert letters.dead_lettered == 1 and letters.depth == 0 and len(letters) == 0
+
+
+def test_analytics_degrades_to_the_realtime_state_in_redis_and_fails_without_one() -> None:
+    spec = AnalyticsSettings(replicas=("r1",), retry=RetryPolicy.fixed(), query_timeout=10.0, fallback_to_cache=True)
+
+    def answer(state: Any) -> Any:
+        def handler(op: Operation) -> Any:
+            if isinstance(op, RedisPipeline):
+                assert op.commands == [("GET", "device:5", None)] and op.timeout == 1.0
+                return [state]
+            raise OperationTimeout("timeout")
+
+        return handler
+
+    degraded, _ = run_direct(energy_report(spec, 5, 0, {}), answer((120.0, 850.0)))
+    assert degraded.status == 200 and degraded.body["degraded"] and degraded.body["realtime"] == (120.0, 850.0)
+    assert degraded.body["energy_kwh"] is None  # history is what the database was for
+    unknown, _ = run_direct(energy_report(spec, 5, 0, {}), answer(None))
+    assert unknown.status == 503 and "no state" in unknown.body["error"]
 
 
 def test_analytics_retries_at_1_2_4_seconds_then_fails() -> None:

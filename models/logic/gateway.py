@@ -17,6 +17,9 @@ countermeasures here, all off as designed:
 * Load shedding (``shed_above``): while more than that share of the gateway's workers is
   busy, a new request is refused at once with 503 and ``Retry-After``, before it can take
   one of the last workers.
+* Priority when shedding (S1's priority queues): a request marked ``X-Priority: low``
+  (scheduled automation) is shed above its own, lower line (``shed_low_priority_above``),
+  so in a load spike automation gives way first and user commands keep the capacity.
 
 Pure logic: the rate limiter and the compartments are clock-injected state owned by the
 gateway actor; the actor also says how busy it is.
@@ -33,7 +36,16 @@ from models.ops import HttpRequest, HttpResponse
 from models.policies import Admitted, Bulkhead, KeyedRateLimiter, Queued, retry_after_seconds
 from sim.ops import Logic, Now, OperationTimeout, OpError, Sleep
 
-__all__ = ["ROUTES", "Compartment", "GatewaySettings", "route_request"]
+__all__ = [
+    "BULKHEAD_FULL",
+    "PRIORITY_HEADER",
+    "ROUTES",
+    "SHED",
+    "Compartment",
+    "GatewaySettings",
+    "is_low_priority",
+    "route_request",
+]
 
 ROUTES = {
     "POST /api/v1/devices/{id}/commands": DEVICE_MANAGER,
@@ -47,6 +59,7 @@ class GatewaySettings:
 
     upstream_timeout: float | None
     shed_above: float | None = None
+    shed_low_priority_above: float | None = None
     bulkhead_poll: float = 0.01
     overload_retry_after: float = 1.0
 
@@ -84,9 +97,18 @@ class Compartment:
         return False
 
 
-def _overloaded(settings: GatewaySettings, error: str) -> HttpResponse:
+SHED = "load_shedding"
+BULKHEAD_FULL = "bulkhead"
+PRIORITY_HEADER = "X-Priority"
+"""``low`` marks sheddable traffic (scheduled automation); absent or anything else: a user's."""
+
+
+def _overloaded(settings: GatewaySettings, error: str, refused_by: str) -> HttpResponse:
+    """503 with Retry-After; ``refused_by`` (:data:`SHED` or :data:`BULKHEAD_FULL`) says which
+    guard refused, so the gateway can count them."""
     wait = retry_after_seconds(settings.overload_retry_after)
-    return HttpResponse(503, {"error": error}, {} if wait is None else {"Retry-After": str(wait)})
+    body = {"error": error, "refused_by": refused_by}
+    return HttpResponse(503, body, {} if wait is None else {"Retry-After": str(wait)})
 
 
 def _enter(settings: GatewaySettings, compartment: Compartment) -> Logic[bool]:
@@ -149,7 +171,10 @@ def route_request(
     nothing polls.
     """
     if settings.shed_above is not None and load > settings.shed_above:
-        return _overloaded(settings, "overloaded: shedding load")
+        return _overloaded(settings, "overloaded: shedding load", SHED)
+    low_line = settings.shed_low_priority_above
+    if low_line is not None and load > low_line and is_low_priority(request):
+        return _overloaded(settings, "overloaded: shedding low-priority load", SHED)
     if not request.headers.get("Authorization", "").startswith("Bearer "):
         return HttpResponse(401, {"error": "missing or invalid JWT"})
     now = yield Now()
@@ -166,7 +191,7 @@ def route_request(
     if compartment is None:
         return (yield from _forward(service, upstream))
     if not (yield from _enter(settings, compartment)):
-        return _overloaded(settings, f"{service}: bulkhead full")
+        return _overloaded(settings, f"{service}: bulkhead full", BULKHEAD_FULL)
     left_at: float | None = None
     try:
         response = yield from _forward(service, upstream)
@@ -174,6 +199,11 @@ def route_request(
         return response
     finally:
         compartment.leave(left_at)  # always, even if the logic is closed mid-call
+
+
+def is_low_priority(request: HttpRequest) -> bool:
+    """Whether ``request`` is sheddable traffic (``X-Priority: low``)."""
+    return request.headers.get(PRIORITY_HEADER) == "low"
 
 
 def _forward(service: str, upstream: Any) -> Logic[HttpResponse]:

@@ -23,6 +23,7 @@ from operator import itemgetter
 
 from models.names import ANOMALIES_TABLE, DB_PRIMARY, DLQ, READINGS_TABLE, REDIS
 from models.ops import BulkInsert, RedisPipeline, SendMessage
+from models.policies.dead_letter import DeadLetterPolicy
 from models.policies.dedup import DedupWindow
 from models.readings import (
     CURRENT,
@@ -52,8 +53,6 @@ class IngestSettings:
 
     supported_schema_versions: frozenset[int]
     validate_readings: bool
-    dead_letter: bool
-    max_attempts: int
     on_conflict_do_nothing: bool
     db_timeout: float | None
     redis_timeout: float | None
@@ -101,11 +100,18 @@ def process_records(
     settings: IngestSettings,
     records: Sequence[Record],
     dedup: DedupWindow | None,
+    dead_letters: DeadLetterPolicy | None = None,
 ) -> Logic[BatchOutcome]:
     """Process one batch of stream records; see the module docstring.
 
     A batch that needs no per-record decision -- every schema supported, no validation,
     no deduplication window -- is stored whole; otherwise each record is decided in turn.
+
+    ``dead_letters``, the consumer's policy when it has a dead letter queue (S2), decides
+    what a record that fails becomes: a record that cannot be decoded fails the same way on every attempt, so the
+    policy dead-letters it at once (non-retryable, as Spring Kafka treats deserialisation
+    errors) and the letter, with its error and attempts, goes to the DLQ.  Without the
+    switch the failure propagates and the consumer crash-loops (S2).
     """
     now = yield Now()
     fates: list[tuple[str, str]]
@@ -126,10 +132,14 @@ def process_records(
             try:
                 decode(record, supported)
             except PoisonRecord as error:
-                if not settings.dead_letter:
+                if dead_letters is None:
                     raise
-                # Decoding is deterministic, so every one of the max_attempts tries fails the same way.
-                yield SendMessage(DLQ, {"record": record, "error": str(error), "attempts": settings.max_attempts})
+                key = (record[DEVICE_ID], record[TIME], record[SCHEMA_VERSION])
+                if dead_letters.record_failure(key, error, now=now, message=record) == "retry":
+                    raise  # a retryable failure: the batch is read again (not reached for a decode error)
+                for letter in dead_letters.drain():
+                    body = {"record": letter.message, "error": str(letter.error), "attempts": letter.attempts}
+                    yield SendMessage(DLQ, body)
                 fates.append(DEAD_LETTERED)
                 continue
             if settings.validate_readings and not in_range(record, settings):
