@@ -26,7 +26,6 @@ from models.logic.clients import AppResult, AppSettings, dashboard_query, send_c
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
-    from sim.ops import Logic
 
 __all__ = ["DashboardUsers", "MobileUsers"]
 
@@ -42,9 +41,11 @@ from models.names import (
     DASHBOARDS,
     MOBILE,
 )
-from models.ops import HttpRequest, HttpResponse
+from models.ops import HttpResponse
 from models.policies import RetryLimiter, RetryPolicy
 from models.settings import settings_from
+from sim.distributions import draws
+from sim.timers import call_at_delay
 
 
 class MobileUsers:
@@ -83,28 +84,32 @@ class MobileUsers:
         self.flood_sent = 0
         self.flood_answers: dict[str, int] = {}
         rate = config.mobile_users * config.commands_per_user_per_hour / 3600.0
-        self.process = kernel.env.process(self._arrivals(rate)) if rate > 0 and devices > 0 else None
+        if rate > 0 and devices > 0:
+            rng = self.rng
+            self._gaps = draws(lambda n: rng.exponential(1.0 / rate, n))
+            self._users = draws(lambda n: rng.integers(config.mobile_users, size=n))
+            self._coins = draws(rng.random)
+            call_at_delay(kernel.env, next(self._gaps), self._arrive)
 
-    def _arrivals(self, rate: float) -> Any:
+    def _arrive(self) -> None:
+        """One intent arrives now; the next one is scheduled (a callback chain, no process)."""
         env = self.kernel.env
-        rng = self.rng
-        while True:
-            yield env.timeout(rng.exponential(1.0 / rate))
-            if env.now >= self.until:
-                return  # the quiet period before the end: the intents started so far can settle
-            self.intents += 1
-            intent = f"intent-{self.intents}"
-            user_index = int(rng.integers(self.config.mobile_users))
-            device = user_index % self.devices
-            toggle = rng.random() < self.config.toggle_fraction
-            action = "toggle" if toggle else ("on" if rng.random() < 0.5 else "off")
-            self.kernel.ledger.track(COMMANDS, intent)
-            self.started[intent] = env.now
-            self._intents.add(env.now)
-            user = f"user-{user_index}"
-            limiter = self._limiter(user)
-            logic = send_command(self.settings, user, device, action, intent, self._retry_rng, limiter)
-            self.kernel.driver.spawn(self._counted(logic), MOBILE, on_done=functools.partial(self._finished, intent))
+        if env.now >= self.until:
+            return  # the quiet period before the end: the intents started so far can settle
+        call_at_delay(env, next(self._gaps), self._arrive)
+        self.intents += 1
+        intent = f"intent-{self.intents}"
+        user_index = int(next(self._users))
+        device = user_index % self.devices
+        toggle = next(self._coins) < self.config.toggle_fraction
+        action = "toggle" if toggle else ("on" if next(self._coins) < 0.5 else "off")
+        self.kernel.ledger.track(COMMANDS, intent)
+        self.started[intent] = env.now
+        self._intents.add(env.now)
+        user = f"user-{user_index}"
+        limiter = self._limiter(user)
+        logic = send_command(self.settings, user, device, action, intent, self._retry_rng, limiter, self._request_sent)
+        self.kernel.driver.spawn(logic, MOBILE, on_done=functools.partial(self._finished, intent))
 
     def _limiter(self, user: str) -> RetryLimiter | None:
         """The retry limiter of ``user``'s client: its own, the shared one, or none."""
@@ -117,24 +122,9 @@ class MobileUsers:
                 self.limiters[user] = limiter
         return limiter
 
-    def _counted(self, logic: Logic[AppResult]) -> Logic[AppResult]:
-        """``logic`` unchanged, with each request it sends counted when it is sent (offered load)."""
-        requests, env = self._requests, self.kernel.env
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                op = logic.throw(error) if error is not None else logic.send(value)
-            except StopIteration as stop:
-                result: AppResult = stop.value
-                return result
-            if isinstance(op, HttpRequest):
-                requests.add(env.now)
-            value, error = None, None
-            try:
-                value = yield op
-            except Exception as failure:  # an OpError the driver throws in: the logic's to handle
-                error = failure
+    def _request_sent(self) -> None:
+        """The app sent a request now (offered load, per interval)."""
+        self._requests.add(self.kernel.env.now)
 
     def _finished(self, intent: str, result: Any) -> None:
         now = self.kernel.now
@@ -205,18 +195,20 @@ class DashboardUsers:
         self._errors = kernel.metrics.timeseries(DASHBOARD_ERRORS)
         self._latency = kernel.metrics.histogram(DASHBOARD_LATENCY)
         rate = config.dashboard_users * config.queries_per_user_per_hour / 3600.0
-        self.process = kernel.env.process(self._arrivals(rate)) if rate > 0 and meters > 0 else None
+        if rate > 0 and meters > 0:
+            rng = self.rng
+            self._gaps = draws(lambda n: rng.exponential(1.0 / rate, n))
+            self._users = draws(lambda n: rng.integers(config.dashboard_users, size=n))
+            self._devices = draws(lambda n: rng.integers(meters, size=n))
+            call_at_delay(kernel.env, next(self._gaps), self._arrive)
 
-    def _arrivals(self, rate: float) -> Any:
+    def _arrive(self) -> None:
+        """One refresh starts now; the next one is scheduled (a callback chain, no process)."""
         env = self.kernel.env
-        rng = self.rng
-        while True:
-            yield env.timeout(rng.exponential(1.0 / rate))
-            user = int(rng.integers(self.config.dashboard_users))
-            device = int(rng.integers(self.meters))
-            started = env.now
-            logic = dashboard_query(self.config.dashboard_timeout, f"viewer-{user}", device)
-            self.kernel.driver.spawn(logic, DASHBOARDS, on_done=functools.partial(self._finished, started=started))
+        call_at_delay(env, next(self._gaps), self._arrive)
+        user, device, started = int(next(self._users)), int(next(self._devices)), env.now
+        logic = dashboard_query(self.config.dashboard_timeout, f"viewer-{user}", device)
+        self.kernel.driver.spawn(logic, DASHBOARDS, on_done=functools.partial(self._finished, started=started))
 
     def _finished(self, response: object, *, started: float) -> None:
         now = self.kernel.now

@@ -6,6 +6,12 @@ holds a worker for a service time drawn from the actor's distribution plus whate
 handler itself waits for -- a handler may return system logic (a generator), which the
 driver runs *inside the worker*, so a slow dependency really does exhaust the pool.
 
+A worker is a count, not a process: a request that finds a worker free starts at once
+(its service time is one scheduled callback, none when it is zero, and its logic runs as
+a driver flow), and only a request that finds every worker busy waits in the mailbox,
+taken the moment a worker finishes.  So an uncontended request costs no event of its own
+beyond its service time, and an idle pool costs nothing at all.
+
 Lifecycle: :meth:`Actor.crash` loses volatile state, the queued requests and the work in
 flight -- their callers get a connection reset, as when a process dies -- and the actor
 refuses connections until it restarts ``restart_after`` seconds later.
@@ -32,6 +38,7 @@ Time the actor spends down counts as time with nothing queued and nothing busy.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -41,10 +48,11 @@ import numpy as np
 import simpy
 
 from sim.distributions import Distribution, Sampler, constant
-from sim.driver import Abandoned
+from sim.driver import Abandoned, Request
 from sim.metrics import Histogram
 from sim.ops import Logic, Operation, OpError, Ping, Rejected, Unavailable
 from sim.queue import Mailbox
+from sim.timers import call_at_delay
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
@@ -53,16 +61,6 @@ __all__ = ["PONG", "Actor", "QueueStats", "Request"]
 
 PONG = "PONG"
 """What an actor answers to a :class:`~sim.ops.Ping`."""
-
-
-@dataclass(slots=True)
-class Request:
-    """An operation in transit: who asked, and the event that resolves the caller's wait."""
-
-    op: Operation
-    origin: str
-    reply: simpy.Event
-    sent_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +176,9 @@ class Actor:
         self._background: list[Callable[[int], Generator[simpy.Event, Any, None]]] = []
         self._processes: list[simpy.Process] = []
         kernel.register(self, zone=zone, region=region)
-        self._workers: list[simpy.Process] = []
         self._serving: dict[int, Request] = {}  # requests a worker holds, in arrival order
         self._tickets = 0
-        self._spawn_workers()
+        self._pumping = False  # taking queued requests: a finishing request must not recurse into it
 
     def background(self, factory: Callable[[int], Generator[simpy.Event, Any, None]]) -> None:
         """Run ``factory(epoch)`` as a long-lived process now and after every restart.
@@ -220,59 +217,79 @@ class Actor:
             self.kernel.driver.reply(self.name, request, Unavailable("refused", f"{self.name} is down"))
             return
         self.arrivals += 1
-        self.mailbox.put(request)
+        if self.busy < self.concurrency and not self.mailbox:
+            self._begin(request, 0.0)  # a free worker takes it at once
+        else:
+            self.mailbox.put(request)
 
-    def _work(self, epoch: int) -> Generator[simpy.Event, Any, None]:
-        """A worker of incarnation ``epoch``; it ends when the actor crashes under it."""
-        env = self.kernel.env
-        driver = self.kernel.driver
-        mailbox = self.mailbox
-        record_wait = self.queue_wait.add
-        while self.epoch == epoch:
-            if not mailbox:
-                yield mailbox.wait()
-                continue
-            request, wait = mailbox.take()
-            record_wait(wait)
-            if wait > 0:
-                self.waited += 1
-            now = env.now
-            self._busy_area += self.busy * (now - self._busy_changed)
-            self._busy_changed = now
-            self.busy += 1
-            ticket = self._tickets = self._tickets + 1
-            self._serving[ticket] = request
-            try:
-                ping = isinstance(request.op, Ping)  # answered here: no service time, no handler
-                delay = 0.0 if ping else self.service_time(request.op)
-                for added in self.added_latency:
-                    delay += added()
-                if delay > 0:
-                    yield env.timeout(delay)
-                if self.epoch != epoch:
-                    return  # crashed while serving: the work and its reply are lost
-                if self.error_rate and self._fault_rng.random() < self.error_rate:
-                    driver.reply(self.name, request, Rejected("injected_error", f"{self.name} failed"))
-                    continue
-                try:
-                    outcome = PONG if ping else self.handle(request.op, request.origin)
-                    if inspect.isgenerator(outcome):
-                        outcome = yield from driver.drive(cast("Logic[Any]", outcome), self, epoch)
-                except OpError as error:
-                    outcome = error
-                except Abandoned:
-                    return  # crashed while the handler's logic was waiting
-                if self.epoch != epoch:
-                    return
-                self.served += 1
-                driver.reply(self.name, request, outcome)
-            finally:
-                if self.epoch == epoch:
-                    now = env.now
-                    self._busy_area += self.busy * (now - self._busy_changed)
-                    self._busy_changed = now
-                    self.busy -= 1
-                    del self._serving[ticket]
+    def _pump(self) -> None:
+        """Give queued requests to free workers, oldest first."""
+        if self._pumping:
+            return  # an outer call is already taking from the queue
+        self._pumping = True
+        try:
+            mailbox = self.mailbox
+            while mailbox and self.busy < self.concurrency:
+                request, wait = mailbox.take()
+                self._begin(request, wait)
+        finally:
+            self._pumping = False
+
+    def _begin(self, request: Request, wait: float) -> None:
+        """A worker takes ``request`` after ``wait`` seconds in the queue: the service time, then the handler."""
+        self.queue_wait.add(wait)
+        if wait > 0:
+            self.waited += 1
+        now = self.kernel.env.now
+        self._busy_area += self.busy * (now - self._busy_changed)
+        self._busy_changed = now
+        self.busy += 1
+        ticket = self._tickets = self._tickets + 1
+        self._serving[ticket] = request
+        op = request.op
+        delay = 0.0 if isinstance(op, Ping) else self.service_time(op)  # a ping costs no service time
+        for added in self.added_latency:
+            delay += added()
+        if delay > 0:
+            call_at_delay(self.kernel.env, delay, self._serve, request, ticket, self.epoch)
+        else:
+            self._serve(request, ticket, self.epoch)
+
+    def _serve(self, request: Request, ticket: int, epoch: int) -> None:
+        """The service time is over: answer, or run the handler's logic inside the worker."""
+        if self.epoch != epoch:
+            return  # crashed while serving: the work and its reply are lost
+        if self.error_rate and self._fault_rng.random() < self.error_rate:
+            self.kernel.driver.reply(self.name, request, Rejected("injected_error", f"{self.name} failed"))
+            self._finish(ticket)
+            return
+        op = request.op
+        try:
+            outcome = PONG if isinstance(op, Ping) else self.handle(op, request.origin)
+        except OpError as error:
+            outcome = error
+        if inspect.isgenerator(outcome):
+            done = functools.partial(self._done, request, ticket, epoch)
+            self.kernel.driver.start(cast("Logic[Any]", outcome), self, epoch, done)
+        else:
+            self._done(request, ticket, epoch, outcome)
+
+    def _done(self, request: Request, ticket: int, epoch: int, outcome: Any) -> None:
+        """The handler finished with ``outcome`` (a result or an :class:`OpError`): reply, free the worker."""
+        if self.epoch != epoch:
+            return
+        self.served += 1
+        self.kernel.driver.reply(self.name, request, outcome)
+        self._finish(ticket)
+
+    def _finish(self, ticket: int) -> None:
+        now = self.kernel.env.now
+        self._busy_area += self.busy * (now - self._busy_changed)
+        self._busy_changed = now
+        self.busy -= 1
+        del self._serving[ticket]
+        if self.mailbox:
+            self._pump()
 
     # -- faults on work handled in bulk -------------------------------------------------
     def injected_errors(self, n: int) -> np.ndarray | None:
@@ -314,19 +331,13 @@ class Actor:
         self._busy_area += self.busy * (now - self._busy_changed)
         self._busy_changed = now
         self.busy = 0
-        # Idle workers of the dead incarnation are parked on the mailbox: forget them, and
-        # busy ones end when they next wake.  The restart brings a full pool of fresh ones.
-        self.mailbox.abandon_waiters()
+        # Work in flight belongs to the dead incarnation: its callbacks find the epoch moved
+        # on and stop.  The restart starts with every worker free.
         self.on_crash()
         self.kernel.call_later(restart_after, self._restart)
 
-    def _spawn_workers(self) -> None:
-        env = self.kernel.env
-        self._workers = [env.process(self._work(self.epoch)) for _ in range(self.concurrency)]
-
     def _restart(self) -> None:
         self.up = True
-        self._spawn_workers()
         self.on_restart()
         for factory in self._background:
             self._start(factory)

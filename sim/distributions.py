@@ -14,6 +14,7 @@ microsecond, which on the reading path would dominate the simulation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -33,21 +34,28 @@ __all__ = [
     "Sampler",
     "Uniform",
     "constant",
+    "draws",
 ]
 
 BLOCK = 4096
 
 
 class Sampler:
-    """Draws from a distribution in blocks; ``sampler()`` returns the next value."""
+    """Draws from a distribution in blocks; ``sampler()`` returns the next value.
 
-    __slots__ = ("_buffer", "_draw", "_index", "mean")
+    ``fixed`` is the value of a constant distribution (None otherwise): a caller summing
+    many samplers may add it once instead of calling (a constant draws no random numbers,
+    so skipping its calls shifts no stream).
+    """
 
-    def __init__(self, draw: Any, mean: float) -> None:
+    __slots__ = ("_buffer", "_draw", "_index", "fixed", "mean")
+
+    def __init__(self, draw: Any, mean: float, *, fixed: float | None = None) -> None:
         self._draw = draw
         self._buffer: list[float] = []
         self._index = 0
         self.mean = mean
+        self.fixed = fixed
 
     def __call__(self) -> float:
         index = self._index
@@ -60,6 +68,17 @@ class Sampler:
     def many(self, n: int) -> np.ndarray:
         """``n`` values at once, as an array (for vectorised fleet paths)."""
         return np.asarray(self._draw(n), dtype=float)
+
+
+def draws(draw: Callable[[int], np.ndarray], block: int = BLOCK) -> Iterator[Any]:
+    """The values of ``draw(block)``, then of the next block, ... one at a time.
+
+    Drawing a block of numbers costs about what drawing one does, so a population that
+    needs one random number per arrival takes them from here rather than one call each.
+    The values come in the order the blocks were drawn, so the stream stays deterministic.
+    """
+    while True:
+        yield from draw(block).tolist()
 
 
 class _Spec(Spec):
@@ -80,7 +99,7 @@ class Constant(_Spec):
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
         value = float(self.value)
-        return Sampler(lambda n: np.full(n, value), value)
+        return Sampler(lambda n: np.full(n, value), value, fixed=value)
 
     def mean(self) -> float:
         return float(self.value)

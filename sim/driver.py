@@ -4,8 +4,19 @@
 yields it either answers locally (:class:`~sim.ops.Sleep`, :class:`~sim.ops.Now`) or sends
 the operation to the actor named by ``op.target`` across the simulated network, waits up
 to ``op.timeout``, records a span, and resumes the logic with the reply -- or throws the
-error into it.  One callback per deadline replaces ``get() | timeout()`` (cheaper, and the
-losing branch does not linger).
+error into it.
+
+Why callbacks: a request is logic that spends nearly all its life waiting, so running it
+as a simpy process costs a process switch (and its events) at every step.  The driver
+runs logic as a *flow* instead -- a plain object whose ``step`` advances the generator
+until it waits, and whose continuation is the callback of the one event it waits for: the
+reply's arrival, the deadline, or the end of a sleep.  An operation costs the events the
+network and the target actor schedule, nothing more; one callback per deadline replaces
+``get() | timeout()``, and whichever of reply and deadline comes second finds the call
+settled and does nothing.  :meth:`Driver.spawn` starts a flow for a client,
+:meth:`Driver.start` one inside an actor's worker; :meth:`Driver.drive` and
+:meth:`Driver.call` keep the process form for long-lived loops that are simpy processes
+anyway (a stream consumer, a relay).
 
 :func:`run_direct` is the direct driver: it runs the same logic against a plain Python
 handler with a fake clock, which is how unit tests exercise the real logic in a few lines.
@@ -13,21 +24,36 @@ handler with a fake clock, which is how unit tests exercise the real logic in a 
 
 from __future__ import annotations
 
+import functools
+import math
+from collections import deque
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import simpy
 
 from sim.errors import ModelDefinitionError
 from sim.ops import Logic, Now, Operation, OperationTimeout, OpError, Sleep
+from sim.timers import call_at_delay
 
 if TYPE_CHECKING:
-    from sim.actor import Actor, Request
+    from sim.actor import Actor
     from sim.kernel import Kernel
 
-__all__ = ["Abandoned", "Driver", "interpret", "run_direct"]
+__all__ = ["Abandoned", "Driver", "Request", "interpret", "run_direct"]
 
 T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Request:
+    """An operation in transit: who asked, and the callback that settles the caller's wait."""
+
+    op: Operation
+    origin: str
+    reply: Callable[[Any], None]  # called, at the caller's node, with the result or an OpError
+    sent_at: float
 
 
 class Abandoned(Exception):
@@ -39,25 +65,56 @@ class Driver:
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
+        self._deadlines = _Deadlines(kernel.env)
 
     def spawn(
         self,
         logic: Logic[T],
         origin: str,
         on_done: Callable[[T | BaseException], None] | None = None,
-    ) -> simpy.Process:
-        """Run ``logic`` as its own process on behalf of node ``origin``."""
-        return self.kernel.env.process(self._spawned(logic, origin, on_done))
+    ) -> None:
+        """Run ``logic`` on behalf of network node ``origin``, from now on (its first step
+        runs at the current time, after the event being processed, as a new process would).
 
-    def _spawned(
-        self, logic: Logic[T], origin: str, on_done: Callable[[T | BaseException], None] | None
-    ) -> Generator[simpy.Event, Any, None]:
-        try:
-            result: Any = yield from self.drive(logic, origin)
-        except OpError as error:
-            result = error
-        if on_done is not None:
-            on_done(result)
+        ``on_done`` gets the logic's result, or the :class:`~sim.ops.OpError` it raised.
+        """
+        flow = _Flow(self, logic, origin, None, 0, on_done)
+        if self.kernel.running:
+            flow.step()  # inside the run, now is now: no event needed to start
+        else:
+            call_at_delay(self.kernel.env, 0.0, flow.wake)
+
+    def start(
+        self,
+        logic: Logic[T],
+        actor: Actor,
+        epoch: int,
+        on_done: Callable[[T | BaseException], None],
+    ) -> None:
+        """Run ``logic`` inside one of ``actor``'s workers of incarnation ``epoch``, starting now.
+
+        A crash of the actor (its epoch moves on) closes the logic when its next wait ends,
+        and ``on_done`` is never called: the worker and its reply died with the process.
+        """
+        _Flow(self, logic, actor.name, actor, epoch, on_done).step()
+
+    def _dispatch(self, flow: _Flow, op: Operation) -> None:
+        """Send ``op`` for ``flow``: the reply or the deadline, whichever comes first, resumes it."""
+        kernel = self.kernel
+        target = kernel.actors.get(op.target)
+        if target is None:
+            raise self._unknown(flow.origin, op)
+        env = kernel.env
+        call = _Call(flow, op, env.now, kernel.spans)
+        if op.timeout is not None:
+            self._deadlines.add(call, op.timeout)
+        kernel.network.send(flow.origin, op.target, target.deliver, Request(op, flow.origin, call.answer, call.start))
+
+    def _unknown(self, origin: str, op: Operation) -> ModelDefinitionError:
+        known = ", ".join(sorted(self.kernel.actors))
+        return ModelDefinitionError(
+            f"{origin} sent {op.name} to {op.target!r}, which is no actor of this twin (actors: {known})"
+        )
 
     def drive(self, logic: Logic[T], origin: Actor | str, epoch: int | None = None) -> Generator[simpy.Event, Any, T]:
         """Run ``logic`` to completion inside the calling process (use with ``yield from``).
@@ -84,19 +141,14 @@ class Driver:
 
     def call(self, origin: str, op: Operation) -> Generator[simpy.Event, Any, Any]:
         """Send ``op`` to its target and wait for the reply or the deadline."""
-        from sim.actor import Request
-
         kernel = self.kernel
         env = kernel.env
         target = kernel.actors.get(op.target)
         if target is None:
-            known = ", ".join(sorted(kernel.actors))
-            raise ModelDefinitionError(
-                f"{origin} sent {op.name} to {op.target!r}, which is no actor of this twin (actors: {known})"
-            )
+            raise self._unknown(origin, op)
         reply = env.event()
         start = env.now
-        request = Request(op, origin, reply, start)
+        request = Request(op, origin, functools.partial(_resolve, reply), start)
         if op.timeout is not None:
             deadline = env.timeout(op.timeout)
             deadline.callbacks.append(lambda _e: self._expire(reply, op))
@@ -117,7 +169,160 @@ class Driver:
 
     def reply(self, server: str, request: Request, outcome: Any) -> None:
         """Send ``outcome`` (a result or an :class:`OpError`) back to the caller."""
-        self.kernel.network.send(server, request.origin, _resolve, request.reply, outcome)
+        self.kernel.network.send(server, request.origin, request.reply, outcome)
+
+
+class _Flow:
+    """Logic run by callbacks rather than by a simpy process; see the module docstring."""
+
+    __slots__ = ("_actor", "_driver", "_env", "_epoch", "_logic", "_on_done", "origin")
+
+    def __init__(
+        self,
+        driver: Driver,
+        logic: Logic[Any],
+        origin: str,
+        actor: Actor | None,
+        epoch: int,
+        on_done: Callable[[Any], None] | None,
+    ) -> None:
+        self._driver = driver
+        self._env = driver.kernel.env
+        self._logic = logic
+        self.origin = origin
+        self._actor = actor
+        self._epoch = epoch
+        self._on_done = on_done
+
+    def step(self, value: Any = None, error: BaseException | None = None) -> None:
+        """Advance the logic until it waits (a sleep, a remote call) or ends."""
+        logic = self._logic
+        while True:
+            try:
+                op = logic.throw(error) if error is not None else logic.send(value)
+            except StopIteration as stop:
+                if self._on_done is not None:
+                    self._on_done(stop.value)
+                return
+            except OpError as failure:
+                if self._on_done is not None:
+                    self._on_done(failure)
+                return
+            value, error = None, None
+            if not op.local:
+                self._driver._dispatch(self, op)
+                return
+            if isinstance(op, Now):
+                value = self._env.now
+            elif isinstance(op, Sleep):
+                call_at_delay(self._env, op.seconds, self.wake)
+                return
+            else:
+                error = TypeError(f"no driver answers the local operation {op.name}")
+
+    def wake(self) -> None:
+        """A sleep ended (or the flow starts)."""
+        if self.alive():
+            self.step()
+
+    def resume(self, value: Any, error: BaseException | None) -> None:
+        """A remote call settled: go on with its reply or its error."""
+        if self.alive():
+            self.step(value, error)
+
+    def alive(self) -> bool:
+        """Whether the worker running this logic still lives; if not, the logic is closed."""
+        actor = self._actor
+        if actor is None or actor.epoch == self._epoch:
+            return True
+        self._logic.close()
+        return False
+
+
+class _Deadlines:
+    """The deadlines of pending calls, without an event per deadline.
+
+    Nearly every call is answered long before its deadline, so an event per deadline
+    would be an event that does nothing.  Calls with the same timeout reach their
+    deadlines in the order they were made, so each timeout length keeps one FIFO queue and
+    one timer, armed for the oldest call still unsettled: when it fires it drops the
+    settled calls at the front, expires the ones whose time has come, and re-arms for the
+    next unsettled one.  A timeout length costs about one event per timeout period, and a
+    call one append.
+    """
+
+    __slots__ = ("_armed", "_env", "_queues")
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self._env = env
+        self._queues: dict[float, deque[_Call]] = {}
+        self._armed: set[float] = set()
+
+    def add(self, call: _Call, timeout: float) -> None:
+        """Expire ``call`` ``timeout`` seconds from now unless it is settled by then."""
+        call.deadline = self._env.now + timeout
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = deque()
+        queue.append(call)
+        if timeout not in self._armed:
+            self._arm(timeout, call.deadline)
+
+    def _arm(self, timeout: float, at: float) -> None:
+        self._armed.add(timeout)
+        call_at_delay(self._env, at - self._env.now, self._fire, timeout)
+
+    def _fire(self, timeout: float) -> None:
+        self._armed.discard(timeout)
+        queue = self._queues[timeout]
+        now = self._env.now
+        while queue:
+            call = queue[0]
+            if call.settled:
+                queue.popleft()
+            elif call.deadline <= now:
+                queue.popleft()
+                call.expire()
+            else:
+                self._arm(timeout, call.deadline)
+                return
+
+
+class _Call:
+    """One remote operation of a flow, settled by its reply or its deadline, whichever is first."""
+
+    __slots__ = ("_flow", "_op", "_spans", "deadline", "settled", "start")
+
+    def __init__(self, flow: _Flow, op: Operation, start: float, spans: Any) -> None:
+        self._flow = flow
+        self._op = op
+        self._spans = spans
+        self.start = start
+        self.settled = False
+        self.deadline = math.inf
+
+    def answer(self, outcome: Any) -> None:
+        """The reply arrived (a duplicated or late one finds the call settled)."""
+        if self.settled:
+            return
+        self.settled = True
+        op, flow = self._op, self._flow
+        now = flow._env.now
+        if isinstance(outcome, OpError):
+            self._spans.record(flow.origin, op.target, op.name, self.start, now, outcome.reason)
+            flow.resume(None, outcome)
+        else:
+            self._spans.record(flow.origin, op.target, op.name, self.start, now, "ok")
+            flow.resume(outcome, None)
+
+    def expire(self) -> None:
+        """The deadline passed (it changes nothing once the reply came)."""
+        if self.settled:
+            return
+        self.settled = True
+        op, flow = self._op, self._flow
+        self._spans.record(flow.origin, op.target, op.name, self.start, flow._env.now, "timeout")
+        flow.resume(None, OperationTimeout("timeout", f"{op.name} to {op.target} after {op.timeout}s"))
 
 
 def _resolve(reply: simpy.Event, outcome: Any) -> None:

@@ -52,6 +52,7 @@ class Kernel:
 
         self.env = simpy.Environment()
         self._event_ids_read = 0
+        self.running = False  # inside run(): work started now can start at once, without an event
         self.streams = RandomStreams(seed)
         self.metrics = Metrics(metrics_interval)
         self.ledger = Ledger()
@@ -109,7 +110,11 @@ class Kernel:
         # simpy takes two event ids per run: the stop event at ``until``, and the event it
         # was processing when it stopped, rescheduled for the next run.  Neither is model work.
         self._event_ids_read += 2
-        self.env.run(until=until)
+        self.running = True
+        try:
+            self.env.run(until=until)
+        finally:
+            self.running = False
 
     @property
     def events_processed(self) -> int:

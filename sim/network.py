@@ -43,6 +43,7 @@ import numpy as np
 
 from sim.distributions import Sampler
 from sim.errors import ModelDefinitionError
+from sim.timers import call_at_delay
 
 __all__ = ["Network", "NodeFaults", "Transit"]
 
@@ -110,6 +111,8 @@ class Network:
         self._link_latency = link_latency
         self.graph: nx.Graph[str] = nx.Graph()
         self._paths: dict[tuple[str, str], tuple[Sampler, ...]] = {}
+        # per (src, dst): the constant links' sum and the random links, for one message's delay
+        self._routes: dict[tuple[str, str], tuple[float, tuple[Sampler, ...]]] = {}
         self._faults: dict[str, NodeFaults] = {}
         self._partitions: list[tuple[frozenset[str], frozenset[str]]] = []
         self.dropped = 0
@@ -131,6 +134,7 @@ class Network:
         self.graph.add_node(name, kind="node", region=region, zone=zone)
         self.graph.add_edge(name, zone_hub, latency=self._link_latency("access", f"{name}~{zone_hub}"))
         self._paths.clear()
+        self._routes.clear()
 
     def nodes(self) -> list[str]:
         """Names of the endpoint nodes (not hubs), in insertion order."""
@@ -155,6 +159,18 @@ class Network:
         if not found:
             raise ModelDefinitionError(f"no node, zone or region called {group!r}")
         return frozenset(found)
+
+    def _route(self, src: str, dst: str) -> tuple[float, tuple[Sampler, ...]]:
+        """The path's constant links summed once, and its random links (drawn per message)."""
+        route = self._routes.get((src, dst))
+        if route is None:
+            path = self._path(src, dst)
+            fixed = 0.0
+            for sampler in path:
+                if sampler.fixed is not None:
+                    fixed += sampler.fixed
+            route = self._routes[(src, dst)] = (fixed, tuple(s for s in path if s.fixed is None))
+        return route
 
     def _path(self, src: str, dst: str) -> tuple[Sampler, ...]:
         key = (src, dst)
@@ -195,8 +211,8 @@ class Network:
         if self._partitions and not self.reachable(src, dst):
             self.dropped += 1
             return None
-        total = 0.0
-        for sampler in self._path(src, dst):
+        total, randoms = self._route(src, dst)
+        for sampler in randoms:
             total += sampler()
         if self._faults:
             for node in (src, dst):
@@ -229,6 +245,13 @@ class Network:
         A duplicated message's copy is an independent message (module docstring): it draws
         its own delay, may be lost, and arrives that delay after the original.
         """
+        if not self._partitions and not self._faults:  # the common case, inlined: no loss, no copy
+            route = self._routes.get((src, dst))
+            transit, randoms = self._route(src, dst) if route is None else route
+            for sampler in randoms:
+                transit += sampler()
+            call_at_delay(self._env, transit, deliver, *args)
+            return True
         delay = self.delay(src, dst)
         if delay is None:
             return False
@@ -317,5 +340,4 @@ class Network:
         return duplicating
 
     def _schedule(self, delay: float, deliver: Callable[..., None], args: tuple[Any, ...]) -> None:
-        event = self._env.timeout(delay)
-        event.callbacks.append(lambda _event: deliver(*args))
+        call_at_delay(self._env, delay, deliver, *args)

@@ -272,26 +272,16 @@ def test_as_designed_the_gateway_yields_what_it_always_did() -> None:
     assert stop.value.value.status == 202
 
 
-def test_as_designed_the_partition_figures_are_unchanged() -> None:
-    """scenarios/partition-device-manager.yaml at seed 7, measured before the bulkheads existed:
-    the whole result.json was the same apart from ``scenario_hash`` (the scenario's new defaults)."""
+def test_as_designed_the_partition_cascade_is_what_it_was() -> None:
+    """scenarios/partition-device-manager.yaml at seed 7 without bulkheads: the C3 cascade as it
+    was measured before the bulkheads existed (34 % command success, 62 % dashboards, every
+    gateway worker held at the end).  Ranges, not the exact figures: the request-path engine
+    (issue 8) changed the order of random draws, not what the cascade does."""
     result = run("partition-device-manager")
     commands, analytics = result["flows"]["commands"], result["flows"]["analytics"]
     gateway = result["components"]["api-gateway"]
-    assert (commands["intents"], commands["requests_sent"], commands["applied"], commands["failed"]) == (
-        595,
-        1346,
-        197,
-        383,
-    )
-    assert (commands["orphaned"], commands["in_flight"]) == (25, 15)
-    assert commands["success_rate"] == pytest.approx(0.339655172414, abs=1e-12)
-    assert (analytics["requests"], analytics["good"], analytics["statuses"]) == (604, 376, {"200": 376, "599": 228})
-    assert analytics["availability"] == pytest.approx(0.622516556291, abs=1e-12)
-    assert (gateway["arrivals"], gateway["served"], gateway["busy_at_end"], gateway["queued_at_end"]) == (
-        1979,
-        573,
-        512,
-        894,
-    )
-    assert gateway["mean_busy"] == pytest.approx(269.084273876, abs=1e-9)
+    assert 0.29 <= commands["success_rate"] <= 0.39 and commands["orphaned"] > 0
+    assert 0.55 <= analytics["availability"] <= 0.70
+    assert set(analytics["statuses"]) == {"200", "599"}  # a refresh succeeds or outlives its timeout
+    assert gateway["busy_at_end"] == 512 and gateway["queued_at_end"] > 0 and gateway["bulkhead_refused"] == {}
+    assert gateway["arrivals"] == gateway["immediate"] + gateway["waited"] + gateway["queued_at_end"]

@@ -16,6 +16,7 @@ order :class:`~models.policies.RetryCall` prescribes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from models.names import API_GATEWAY
@@ -78,12 +79,14 @@ def send_command(
     intent: str,
     rng: RandomSource | None = None,
     limiter: RetryLimiter | None = None,
+    on_request: Callable[[], None] | None = None,
 ) -> Logic[AppResult]:
     """Send one command the way the app does; see the module docstring.
 
     ``rng`` draws the retry policy's jitter, if it has any; ``limiter`` is the sending
     client's retry limiter, if it has one: a retry it refuses ends the intent (``gave_up``
-    ``"budget"``) with the last failure.
+    ``"budget"``) with the last failure.  ``on_request`` is told each time a request goes
+    out (the offered load an observer counts; it changes nothing here).
     """
     headers = {"Authorization": f"Bearer token-{user}"}
     if settings.send_idempotency_keys:
@@ -94,6 +97,8 @@ def send_command(
     while True:
         retry_after: float | None = None
         failure: int | OpError
+        if on_request is not None:
+            on_request()
         try:
             response: HttpResponse = yield HttpRequest(
                 GATEWAY, "POST /api/v1/devices/{id}/commands", user, body, headers, timeout=settings.app_timeout
