@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 NOTEBOOK_STAMP := $(VENV)/.notebook-stamp
 SEED   ?= 7
 
-.PHONY: run test test-slow lint bench findings schema notebook clean
+.PHONY: run test test-slow lint bench bench-requests findings schema notebook clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)  ## the fleet benchmark: 10,000 meters for one simulated hour
 	$(BIN)/python benchmarks/fleet.py
+
+bench-requests: $(STAMP)  ## the request benchmark: 20,000 app + 5,000 dashboard users for 10 simulated minutes
+	$(BIN)/python benchmarks/requests.py
 
 # The notebook extra (JupyterLab, a kernel) goes into the same venv, on top of the dev install.
 $(NOTEBOOK_STAMP): $(STAMP)

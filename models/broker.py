@@ -17,6 +17,7 @@ the dashboard sees a command that never arrived.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from sim.actor import Actor
 from sim.errors import ModelDefinitionError
 from sim.ledger import FinalState
 from sim.ops import Operation, Rejected
+from sim.timers import call_at_delay
 
 if TYPE_CHECKING:
     from models.stream import Stream
@@ -56,6 +58,10 @@ class Broker(Actor):
         self.connections = KeyedRateLimiter.per_period(config.publish_limit_per_s, 1.0)
         self.shadows: dict[int, dict[str, Any]] = {}
         self.unacked: dict[int, dict[str, Any]] = {}
+        # Resend checks, due qos1_retry_after after each delivery, so in time order: one timer for
+        # the oldest still unacknowledged, not an event per delivery (nearly all are acked long before).
+        self._resends: deque[tuple[float, int, int]] = deque()
+        self._resend_timer_armed = False
         self.deliver_to_device: Callable[[dict[str, Any]], None] | None = None
         self.subscribers: dict[int, tuple[str, Callable[[dict[str, Any]], None]]] = {}
         self._next_message = 1
@@ -102,7 +108,29 @@ class Broker(Actor):
         entry = self.unacked.get(message["id"])
         if entry is not None:
             entry["tries"] += 1
-            self.kernel.call_later(self.config.qos1_retry_after, self._maybe_resend, message["id"], entry["tries"])
+            self._resends.append((self.kernel.now + self.config.qos1_retry_after, message["id"], entry["tries"]))
+            if not self._resend_timer_armed:
+                self._arm_resends(self._resends[0][0])
+
+    def _arm_resends(self, at: float) -> None:
+        self._resend_timer_armed = True
+        call_at_delay(self.kernel.env, at - self.kernel.now, self._resends_due)
+
+    def _resends_due(self) -> None:
+        """Check the deliveries whose resend time has come; skip the ones acknowledged meanwhile."""
+        self._resend_timer_armed = False
+        queue, now = self._resends, self.kernel.now
+        while queue:
+            due, message_id, tries = queue[0]
+            entry = self.unacked.get(message_id)
+            if entry is None or entry["tries"] != tries:
+                queue.popleft()  # acknowledged, given up or superseded: nothing to check
+            elif due <= now:
+                queue.popleft()
+                self._maybe_resend(message_id, tries)
+            else:
+                self._arm_resends(due)
+                return
 
     def _maybe_resend(self, message_id: int, tries: int) -> None:
         entry = self.unacked.get(message_id)

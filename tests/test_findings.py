@@ -29,6 +29,7 @@ def test_expectations_hold_on_the_scenarios_seed(path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 21 seeds of every variant: the retry storm alone takes minutes
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_expectations_hold_on_21_seeds(path: Path) -> None:
     scenario = load(TWIN, path)
