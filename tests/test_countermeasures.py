@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from models.config import REVIEW_TIMEOUTS, GatewayConfig, Scenario
@@ -216,3 +218,45 @@ def test_a_schedule_sends_its_burst_and_priority_shedding_refuses_only_automatio
     gateway = body["components"]["api-gateway"]
     assert gateway["shed"] == gateway["shed_low_priority"] == automation["answers"]["503"] > 0
     assert body["flows"]["commands"]["success_rate"] == 1.0
+
+
+# -- properties ------------------------------------------------------------------------------------
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 1e6, allow_nan=False), st.integers(0, 10_000), st.integers(0, 100)),
+        min_size=1,
+        max_size=20,
+    ),
+    st.floats(0.001, 1.0),
+    st.floats(0.01, 1.0),
+)
+def test_estimation_adds_exactly_each_gap_at_the_mean_and_nothing_else(
+    homes: list[tuple[float, int, int]], hours: float, tariff: float
+) -> None:
+    energy = np.array([h[0] for h in homes])
+    readings = np.array([h[1] for h in homes])
+    gaps = np.array([h[2] for h in homes])
+    estimated = estimated_energy_wh(energy, readings, gaps, hours)
+    for (wh, n, missing), got in zip(homes, estimated.tolist(), strict=True):
+        expected = wh + (missing * wh / n if n else 0.0)  # mean power x hours, per gap
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    plain = bills_usd(BillingSettings(tariff, estimate_gaps=False), energy, readings, gaps, hours)
+    assert plain.tolist() == pytest.approx((energy / 1000 * tariff).tolist())
+    no_gaps = bills_usd(BillingSettings(tariff, estimate_gaps=True), energy, readings, np.zeros_like(gaps), hours)
+    assert no_gaps.tolist() == pytest.approx(plain.tolist())
+
+
+@given(st.floats(0.0, 1.0), st.floats(0.01, 1.0), st.floats(0.01, 1.0))
+def test_shedding_by_priority_refuses_exactly_above_each_line(load: float, first: float, second: float) -> None:
+    low_line, high_line = min(first, second), max(first, second)
+    settings = GatewaySettings(None, shed_above=high_line, shed_low_priority_above=low_line)
+
+    def status(priority: str | None) -> int:
+        limiter = KeyedRateLimiter.per_period(1000, 60)
+        logic = route_request(settings, _request(priority), limiter, load=load)
+        return run_direct(logic, lambda op: HttpResponse(202, {}))[0].status
+
+    assert status("low") == (503 if load > low_line else 202)
+    assert status(None) == (503 if load > high_line else 202)
