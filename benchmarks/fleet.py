@@ -31,15 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from harness import child, peak_rss_mib, row, write
+
 SEED = 7
 PERIOD = 10.0  # seconds between two readings of one meter
 TICK = 0.25  # the fleet scheduler's tick (FleetConfig default)
@@ -49,11 +47,6 @@ TARGET_RATIO = 2.0
 TARGET_WALL_S = 60.0
 TARGET_RSS_MIB = 1024.0
 TARGET_RSS_GROWTH = 0.10
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # -- the measured children ------------------------------------------------------------------
@@ -100,7 +93,7 @@ def run_twin(hours: float, meters: int) -> dict[str, Any]:
         "invariants_held": result["invariants_held"],
         "events": result["engine"]["events"],
         "wall_s": wall,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -153,19 +146,15 @@ def run_relay(hours: float, meters: int, readings: int) -> dict[str, Any]:
         "simulated_s": env.now,
         "events": next(env._eid) - 1,  # simpy exposes no public event counter
         "wall_s": wall,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
 # -- the parent: subprocesses, table, JSON ----------------------------------------------------
-def _child(*args: str) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", *args]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _twin(hours: float, meters: int) -> dict[str, Any]:
-    figures = _child("twin", "--hours", str(hours), "--meters", str(meters))
+    figures = child(__file__, "twin", "--hours", str(hours), "--meters", str(meters))
     figures["readings_per_wall_s"] = figures["readings_stored"] / figures["wall_s"]
     figures["simulated_s_per_wall_s"] = figures["simulated_s"] / figures["wall_s"]
     figures["events_per_reading"] = figures["events"] / max(1, figures["readings_stored"])
@@ -173,20 +162,10 @@ def _twin(hours: float, meters: int) -> dict[str, Any]:
 
 
 def _relay(hours: float, meters: int, readings: int) -> dict[str, Any]:
-    figures = _child("relay", "--hours", str(hours), "--meters", str(meters), "--readings", str(readings))
+    figures = child(__file__, "relay", "--hours", str(hours), "--meters", str(meters), "--readings", str(readings))
     figures["readings_per_wall_s"] = figures["readings_delivered"] / figures["wall_s"]
     figures["events_per_reading"] = figures["events"] / max(1, figures["readings_delivered"])
     return figures
-
-
-def _row(label: str, value: Any, target: str = "") -> str:
-    if isinstance(value, float):
-        text = f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
-    elif isinstance(value, int) and not isinstance(value, bool):
-        text = f"{value:,}"
-    else:
-        text = str(value)
-    return f"  {label:<36} {text:>16}  {target}".rstrip()
 
 
 def _verdict(ok: bool) -> str:
@@ -198,19 +177,19 @@ def _fleet(hours: float, meters: int, skip_relay: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"benchmark": "fleet", "hours": hours, "meters": meters, "seed": SEED, "twin": twin}
     lines = [f"fleet benchmark: {meters:,} meters every {PERIOD:g} s, {hours:g} simulated h, seed {SEED}", "", "twin"]
     lines += [
-        _row("readings stored", twin["readings_stored"]),
-        _row("commands / dashboard requests", f"{twin['commands']:,} / {twin['dashboard_requests']:,}"),
-        _row("invariants held", twin["invariants_held"]),
-        _row(
+        row("readings stored", twin["readings_stored"]),
+        row("commands / dashboard requests", f"{twin['commands']:,} / {twin['dashboard_requests']:,}"),
+        row("invariants held", twin["invariants_held"]),
+        row(
             "wall seconds",
             twin["wall_s"],
             f"target < {TARGET_WALL_S * hours:g}: {_verdict(twin['wall_s'] < TARGET_WALL_S * hours)}",
         ),
-        _row("readings per wall second", twin["readings_per_wall_s"]),
-        _row("simulated seconds per wall second", twin["simulated_s_per_wall_s"]),
-        _row("simpy events", twin["events"]),
-        _row("events per reading", twin["events_per_reading"]),
-        _row(
+        row("readings per wall second", twin["readings_per_wall_s"]),
+        row("simulated seconds per wall second", twin["simulated_s_per_wall_s"]),
+        row("simpy events", twin["events"]),
+        row("events per reading", twin["events_per_reading"]),
+        row(
             "peak RSS MiB",
             twin["peak_rss_mib"],
             f"target < {TARGET_RSS_MIB:g}: {_verdict(twin['peak_rss_mib'] < TARGET_RSS_MIB)}",
@@ -224,14 +203,14 @@ def _fleet(hours: float, meters: int, skip_relay: bool) -> dict[str, Any]:
         lines += [
             "",
             f"bare relay ({len(HOPS)} Store hops: {', '.join(HOPS)})",
-            _row("readings delivered", relay["readings_delivered"]),
-            _row("wall seconds", relay["wall_s"]),
-            _row("readings per wall second", relay["readings_per_wall_s"]),
-            _row("simpy events", relay["events"]),
-            _row("events per reading", relay["events_per_reading"]),
-            _row("peak RSS MiB", relay["peak_rss_mib"]),
+            row("readings delivered", relay["readings_delivered"]),
+            row("wall seconds", relay["wall_s"]),
+            row("readings per wall second", relay["readings_per_wall_s"]),
+            row("simpy events", relay["events"]),
+            row("events per reading", relay["events_per_reading"]),
+            row("peak RSS MiB", relay["peak_rss_mib"]),
             "",
-            _row(
+            row(
                 "twin / relay readings per second",
                 ratio,
                 f"target >= {TARGET_RATIO:g}: {_verdict(ratio >= TARGET_RATIO)}",
@@ -239,7 +218,7 @@ def _fleet(hours: float, meters: int, skip_relay: bool) -> dict[str, Any]:
         ]
     print("\n".join(lines))
     report["targets"] = {"ratio": TARGET_RATIO, "wall_s_per_hour": TARGET_WALL_S, "peak_rss_mib": TARGET_RSS_MIB}
-    _write(f"fleet-{hours:g}h-{meters}m.json", report)
+    write(f"fleet-{hours:g}h-{meters}m.json", report)
     return report
 
 
@@ -264,15 +243,8 @@ def _memory_check(meters: int) -> dict[str, Any]:
         "rss_ratio_4h_to_1h": growth,
         "target_growth": TARGET_RSS_GROWTH,
     }
-    _write(f"fleet-memory-{meters}m.json", report)
+    write(f"fleet-memory-{meters}m.json", report)
     return report
-
-
-def _write(name: str, report: dict[str, Any]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
-    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"\nwrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 
 def main(argv: list[str] | None = None) -> int:

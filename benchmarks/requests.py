@@ -31,23 +31,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from harness import child, peak_rss_mib, row, write
+
 SEED = 7
 COMMANDS_PER_USER_PER_HOUR = 60.0
 QUERIES_PER_USER_PER_HOUR = 60.0
 TARGET_RATIO = 1.0
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # -- the measured children ------------------------------------------------------------------
@@ -95,7 +88,7 @@ def run_twin(minutes: float, users: int) -> dict[str, Any]:
         "invariants_held": result["invariants_held"],
         "events": result["engine"]["events"],
         "wall_s": wall,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -193,29 +186,15 @@ def run_chain(minutes: float, commands: int, queries: int) -> dict[str, Any]:
         "simulated_s": env.now,
         "events": next(env._eid) - 1,  # simpy exposes no public event counter
         "wall_s": wall,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
 # -- the parent: subprocesses, table, JSON ----------------------------------------------------
-def _child(*args: str) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", *args]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _row(label: str, value: Any, target: str = "") -> str:
-    if isinstance(value, float):
-        text = f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
-    elif isinstance(value, int) and not isinstance(value, bool):
-        text = f"{value:,}"
-    else:
-        text = str(value)
-    return f"  {label:<36} {text:>16}  {target}".rstrip()
 
 
 def _report(minutes: float, users: int, skip_chain: bool) -> dict[str, Any]:
-    twin = _child("twin", "--minutes", str(minutes), "--users", str(users))
+    twin = child(__file__, "twin", "--minutes", str(minutes), "--users", str(users))
     twin["requests_per_wall_s"] = twin["requests"] / twin["wall_s"]
     twin["events_per_request"] = twin["events"] / max(1, twin["requests"])
     report: dict[str, Any] = {"benchmark": "requests", "minutes": minutes, "users": users, "seed": SEED, "twin": twin}
@@ -224,17 +203,18 @@ def _report(minutes: float, users: int, skip_chain: bool) -> dict[str, Any]:
         f"seed {SEED}",
         "",
         "twin",
-        _row("commands (requests sent)", f"{twin['commands']:,} ({twin['command_requests']:,})"),
-        _row("dashboard requests", twin["dashboard_requests"]),
-        _row("invariants held", twin["invariants_held"]),
-        _row("wall seconds", twin["wall_s"]),
-        _row("requests per wall second", twin["requests_per_wall_s"]),
-        _row("simpy events", twin["events"]),
-        _row("events per request", twin["events_per_request"]),
-        _row("peak RSS MiB", twin["peak_rss_mib"]),
+        row("commands (requests sent)", f"{twin['commands']:,} ({twin['command_requests']:,})"),
+        row("dashboard requests", twin["dashboard_requests"]),
+        row("invariants held", twin["invariants_held"]),
+        row("wall seconds", twin["wall_s"]),
+        row("requests per wall second", twin["requests_per_wall_s"]),
+        row("simpy events", twin["events"]),
+        row("events per request", twin["events_per_request"]),
+        row("peak RSS MiB", twin["peak_rss_mib"]),
     ]
     if not skip_chain:
-        chain = _child(
+        chain = child(
+            __file__,
             "chain",
             "--minutes",
             str(minutes),
@@ -252,21 +232,18 @@ def _report(minutes: float, users: int, skip_chain: bool) -> dict[str, Any]:
         lines += [
             "",
             "bare SimPy chain (same hops, limits and service times; no logic)",
-            _row("requests", chain["requests"]),
-            _row("wall seconds", chain["wall_s"]),
-            _row("requests per wall second", chain["requests_per_wall_s"]),
-            _row("simpy events", chain["events"]),
-            _row("events per request", chain["events_per_request"]),
-            _row("peak RSS MiB", chain["peak_rss_mib"]),
+            row("requests", chain["requests"]),
+            row("wall seconds", chain["wall_s"]),
+            row("requests per wall second", chain["requests_per_wall_s"]),
+            row("simpy events", chain["events"]),
+            row("events per request", chain["events_per_request"]),
+            row("peak RSS MiB", chain["peak_rss_mib"]),
             "",
-            _row("twin / chain requests per second", ratio, f"target >= {TARGET_RATIO:g}: {verdict}"),
+            row("twin / chain requests per second", ratio, f"target >= {TARGET_RATIO:g}: {verdict}"),
         ]
     print("\n".join(lines))
     report["target_ratio"] = TARGET_RATIO
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"requests-{minutes:g}min-{users}u.json"
-    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"\nwrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    write(f"requests-{minutes:g}min-{users}u.json", report)
     return report
 
 
