@@ -1,13 +1,17 @@
 """What a smart-home scenario will cost to run, worked out before it runs.
 
-The figures come from the scenario alone and are calibrated on the fleet benchmark
-(``benchmarks/fleet.py``: 10,000 meters for an hour schedule about 340,000 simpy events,
-handle 3.6 M readings in about 17 s and peak at about 112 MiB).  They are rough -- right
-within a factor of two or so -- which is enough to refuse, before it starts, a run that
-would take days or more memory than the machine has, and to say which field to change.
+The figures come from the scenario alone and are calibrated on the benchmarks
+(``benchmarks/fleet.py``: 10,000 meters for an hour schedule about 260,000 simpy events,
+handle 3.6 M readings in about 14 s and peak at about 108 MiB; ``benchmarks/requests.py``:
+250,000 requests at about 14 events and 120 microseconds each).  They are rough -- right
+within a factor of two or so, and on the safe side for retries (every intent is counted
+with all its attempts) -- which is enough to refuse, before it starts, a run that would
+take days or more memory than the machine has, and to say which field to change.
 """
 
 from __future__ import annotations
+
+import math
 
 from models.config import Scenario
 from sim.twin import Estimate
@@ -16,12 +20,13 @@ __all__ = ["estimate"]
 
 BASE_MEMORY = 100 * 2**20
 """The interpreter with numpy, scipy, networkx and pydantic loaded."""
-SECONDS_PER_EVENT = 5e-6
-"""Wall time of one simpy event with the work it carries (about 200,000 per second)."""
+SECONDS_PER_EVENT = 8.5e-6
+"""Wall time of one simpy event with the work it carries on the request path (about 120,000
+per second, the logic and spans included)."""
 SECONDS_PER_READING = 4.2e-6
 """Wall time per reading on the fleet path, where readings travel as batches, not events."""
-EVENTS_PER_REQUEST = 70
-"""simpy events of one command or dashboard request across its hops and retries."""
+EVENTS_PER_REQUEST = 15
+"""simpy events of one command or dashboard request across its hops (14.2 measured)."""
 BYTES_PER_METER = 2048
 """Per-meter arrays: schedule, firmware, totals and the duplicate-key window."""
 BYTES_PER_READING_IN_FLIGHT = 250
@@ -30,8 +35,8 @@ BYTES_PER_COMMAND = 1500
 """A tracked command: ledger entry, database row, app result, shadow and span data."""
 BYTES_PER_SERIES_BUCKET = 100
 """One per-interval bucket of one time series."""
-SERIES = 9
-"""Per-interval time series a run records (see models.names.METRICS)."""
+SERIES = 8
+"""Per-interval time series a run records (the "sum" and "max" metrics of models.names.METRICS)."""
 
 
 EVENTS_PER_PROBE = 6
@@ -63,6 +68,10 @@ def estimate(scenario: Scenario) -> Estimate:
         workload.mobile_users * workload.commands_per_user_per_hour * (workload.app_retry.max_attempts or 10)
         + workload.dashboard_users * workload.queries_per_user_per_hour
     ) / 3600.0
+    schedule = workload.automation
+    if schedule is not None and schedule.first_at < duration:  # scheduled bursts, one try each
+        runs = math.ceil((duration - schedule.first_at) / schedule.every)
+        requests_per_s += runs * schedule.devices / duration
     polls_per_s = scenario.stream.shards / scenario.ingest.poll_interval
     ticks_per_s = 1.0 / fleet.tick if fleet.meters else 0.0
     relay_per_s = 1.0 / scenario.device_manager.relay_interval if scenario.device_manager.outbox else 0.0
