@@ -17,7 +17,6 @@ the dashboard sees a command that never arrived.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,7 @@ from sim.actor import Actor
 from sim.errors import ModelDefinitionError
 from sim.ledger import FinalState
 from sim.ops import Operation, Rejected
-from sim.timers import call_at_delay
+from sim.timers import DueQueue
 
 if TYPE_CHECKING:
     from models.stream import Stream
@@ -60,8 +59,7 @@ class Broker(Actor):
         self.unacked: dict[int, dict[str, Any]] = {}
         # Resend checks, due qos1_retry_after after each delivery, so in time order: one timer for
         # the oldest still unacknowledged, not an event per delivery (nearly all are acked long before).
-        self._resends: deque[tuple[float, int, int]] = deque()
-        self._resend_timer_armed = False
+        self._resends: DueQueue[tuple[int, int]] = DueQueue(kernel.env, self._check_resend, self._resend_moot)
         self.deliver_to_device: Callable[[dict[str, Any]], None] | None = None
         self.subscribers: dict[int, tuple[str, Callable[[dict[str, Any]], None]]] = {}
         self._next_message = 1
@@ -108,29 +106,16 @@ class Broker(Actor):
         entry = self.unacked.get(message["id"])
         if entry is not None:
             entry["tries"] += 1
-            self._resends.append((self.kernel.now + self.config.qos1_retry_after, message["id"], entry["tries"]))
-            if not self._resend_timer_armed:
-                self._arm_resends(self._resends[0][0])
+            self._resends.add(self.kernel.now + self.config.qos1_retry_after, (message["id"], entry["tries"]))
 
-    def _arm_resends(self, at: float) -> None:
-        self._resend_timer_armed = True
-        call_at_delay(self.kernel.env, at - self.kernel.now, self._resends_due)
+    def _resend_moot(self, delivery: tuple[int, int]) -> bool:
+        """Acknowledged, given up or superseded by a later try: nothing to check."""
+        message_id, tries = delivery
+        entry = self.unacked.get(message_id)
+        return entry is None or entry["tries"] != tries
 
-    def _resends_due(self) -> None:
-        """Check the deliveries whose resend time has come; skip the ones acknowledged meanwhile."""
-        self._resend_timer_armed = False
-        queue, now = self._resends, self.kernel.now
-        while queue:
-            due, message_id, tries = queue[0]
-            entry = self.unacked.get(message_id)
-            if entry is None or entry["tries"] != tries:
-                queue.popleft()  # acknowledged, given up or superseded: nothing to check
-            elif due <= now:
-                queue.popleft()
-                self._maybe_resend(message_id, tries)
-            else:
-                self._arm_resends(due)
-                return
+    def _check_resend(self, delivery: tuple[int, int]) -> None:
+        self._maybe_resend(*delivery)
 
     def _maybe_resend(self, message_id: int, tries: int) -> None:
         entry = self.unacked.get(message_id)

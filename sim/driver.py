@@ -11,12 +11,12 @@ as a simpy process costs a process switch (and its events) at every step.  The d
 runs logic as a *flow* instead -- a plain object whose ``step`` advances the generator
 until it waits, and whose continuation is the callback of the one event it waits for: the
 reply's arrival, the deadline, or the end of a sleep.  An operation costs the events the
-network and the target actor schedule, nothing more; one callback per deadline replaces
-``get() | timeout()``, and whichever of reply and deadline comes second finds the call
-settled and does nothing.  :meth:`Driver.spawn` starts a flow for a client,
-:meth:`Driver.start` one inside an actor's worker; :meth:`Driver.drive` and
-:meth:`Driver.call` keep the process form for long-lived loops that are simpy processes
-anyway (a stream consumer, a relay).
+network and the target actor schedule, nothing more: deadlines wait in one
+:class:`~sim.timers.DueQueue` per timeout length instead of ``get() | timeout()``, and
+whichever of reply and deadline comes second finds the call settled and does nothing.
+:meth:`Driver.spawn` starts a flow for a client, :meth:`Driver.start` one inside an actor's
+worker; :meth:`Driver.drive` and :meth:`Driver.call` keep the process form for long-lived
+loops that are simpy processes anyway (a stream consumer, a relay).
 
 :func:`run_direct` is the direct driver: it runs the same logic against a plain Python
 handler with a fake clock, which is how unit tests exercise the real logic in a few lines.
@@ -25,8 +25,6 @@ handler with a fake clock, which is how unit tests exercise the real logic in a 
 from __future__ import annotations
 
 import functools
-import math
-from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,7 +33,7 @@ import simpy
 
 from sim.errors import ModelDefinitionError
 from sim.ops import Logic, Now, Operation, OperationTimeout, OpError, Sleep
-from sim.timers import call_at_delay
+from sim.timers import DueQueue, call_at_delay
 
 if TYPE_CHECKING:
     from sim.actor import Actor
@@ -65,7 +63,8 @@ class Driver:
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
-        self._deadlines = _Deadlines(kernel.env)
+        # one queue per timeout length: calls with the same timeout fall due in the order they were made
+        self._deadlines: dict[float, DueQueue[_Call]] = {}
 
     def spawn(
         self,
@@ -73,8 +72,9 @@ class Driver:
         origin: str,
         on_done: Callable[[T | BaseException], None] | None = None,
     ) -> None:
-        """Run ``logic`` on behalf of network node ``origin``, from now on (its first step
-        runs at the current time, after the event being processed, as a new process would).
+        """Run ``logic`` on behalf of network node ``origin``, from now on: during a run its
+        first step runs at once (the time is now either way), before a run it waits for the
+        run to start.
 
         ``on_done`` gets the logic's result, or the :class:`~sim.ops.OpError` it raised.
         """
@@ -107,7 +107,10 @@ class Driver:
         env = kernel.env
         call = _Call(flow, op, env.now, kernel.spans)
         if op.timeout is not None:
-            self._deadlines.add(call, op.timeout)
+            deadlines = self._deadlines.get(op.timeout)
+            if deadlines is None:
+                deadlines = self._deadlines[op.timeout] = DueQueue(env, _Call.expire, _Call.is_settled)
+            deadlines.add(call.start + op.timeout, call)
         kernel.network.send(flow.origin, op.target, target.deliver, Request(op, flow.origin, call.answer, call.start))
 
     def _unknown(self, origin: str, op: Operation) -> ModelDefinitionError:
@@ -175,7 +178,7 @@ class Driver:
 class _Flow:
     """Logic run by callbacks rather than by a simpy process; see the module docstring."""
 
-    __slots__ = ("_actor", "_driver", "_env", "_epoch", "_logic", "_on_done", "origin")
+    __slots__ = ("_actor", "_driver", "_epoch", "_logic", "_on_done", "env", "origin")
 
     def __init__(
         self,
@@ -187,7 +190,7 @@ class _Flow:
         on_done: Callable[[Any], None] | None,
     ) -> None:
         self._driver = driver
-        self._env = driver.kernel.env
+        self.env = driver.kernel.env
         self._logic = logic
         self.origin = origin
         self._actor = actor
@@ -213,9 +216,9 @@ class _Flow:
                 self._driver._dispatch(self, op)
                 return
             if isinstance(op, Now):
-                value = self._env.now
+                value = self.env.now
             elif isinstance(op, Sleep):
-                call_at_delay(self._env, op.seconds, self.wake)
+                call_at_delay(self.env, op.seconds, self.wake)
                 return
             else:
                 error = TypeError(f"no driver answers the local operation {op.name}")
@@ -239,59 +242,10 @@ class _Flow:
         return False
 
 
-class _Deadlines:
-    """The deadlines of pending calls, without an event per deadline.
-
-    Nearly every call is answered long before its deadline, so an event per deadline
-    would be an event that does nothing.  Calls with the same timeout reach their
-    deadlines in the order they were made, so each timeout length keeps one FIFO queue and
-    one timer, armed for the oldest call still unsettled: when it fires it drops the
-    settled calls at the front, expires the ones whose time has come, and re-arms for the
-    next unsettled one.  A timeout length costs about one event per timeout period, and a
-    call one append.
-    """
-
-    __slots__ = ("_armed", "_env", "_queues")
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self._env = env
-        self._queues: dict[float, deque[_Call]] = {}
-        self._armed: set[float] = set()
-
-    def add(self, call: _Call, timeout: float) -> None:
-        """Expire ``call`` ``timeout`` seconds from now unless it is settled by then."""
-        call.deadline = self._env.now + timeout
-        queue = self._queues.get(timeout)
-        if queue is None:
-            queue = self._queues[timeout] = deque()
-        queue.append(call)
-        if timeout not in self._armed:
-            self._arm(timeout, call.deadline)
-
-    def _arm(self, timeout: float, at: float) -> None:
-        self._armed.add(timeout)
-        call_at_delay(self._env, at - self._env.now, self._fire, timeout)
-
-    def _fire(self, timeout: float) -> None:
-        self._armed.discard(timeout)
-        queue = self._queues[timeout]
-        now = self._env.now
-        while queue:
-            call = queue[0]
-            if call.settled:
-                queue.popleft()
-            elif call.deadline <= now:
-                queue.popleft()
-                call.expire()
-            else:
-                self._arm(timeout, call.deadline)
-                return
-
-
 class _Call:
     """One remote operation of a flow, settled by its reply or its deadline, whichever is first."""
 
-    __slots__ = ("_flow", "_op", "_spans", "deadline", "settled", "start")
+    __slots__ = ("_flow", "_op", "_spans", "settled", "start")
 
     def __init__(self, flow: _Flow, op: Operation, start: float, spans: Any) -> None:
         self._flow = flow
@@ -299,7 +253,10 @@ class _Call:
         self._spans = spans
         self.start = start
         self.settled = False
-        self.deadline = math.inf
+
+    def is_settled(self) -> bool:
+        """Whether the reply or the deadline has settled the call."""
+        return self.settled
 
     def answer(self, outcome: Any) -> None:
         """The reply arrived (a duplicated or late one finds the call settled)."""
@@ -307,7 +264,7 @@ class _Call:
             return
         self.settled = True
         op, flow = self._op, self._flow
-        now = flow._env.now
+        now = flow.env.now
         if isinstance(outcome, OpError):
             self._spans.record(flow.origin, op.target, op.name, self.start, now, outcome.reason)
             flow.resume(None, outcome)
@@ -321,7 +278,7 @@ class _Call:
             return
         self.settled = True
         op, flow = self._op, self._flow
-        self._spans.record(flow.origin, op.target, op.name, self.start, flow._env.now, "timeout")
+        self._spans.record(flow.origin, op.target, op.name, self.start, flow.env.now, "timeout")
         flow.resume(None, OperationTimeout("timeout", f"{op.name} to {op.target} after {op.timeout}s"))
 
 

@@ -9,20 +9,27 @@ pushes a small slotted object straight onto the environment's event queue, where
 moves on.  Ordering is simpy's own (time, priority, sequence id), so mixing these with
 ordinary events changes nothing; only the object is lighter.
 
+:class:`DueQueue` serves things that fall due in the order they were added and nearly
+always stop mattering first (a call's deadline, a QoS 1 resend check): one timer, armed
+for the oldest item that still matters, instead of an event per item.
+
 This is the one place that knows how simpy keeps its queue (``_queue``, ``_eid``, ``_now``
 and what ``step`` reads of an event: ``callbacks``, ``_ok``, ``_value``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from heapq import heappush
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["call_at_delay"]
+__all__ = ["DueQueue", "call_at_delay"]
+
+T = TypeVar("T")
 
 
 def _fire(timer: _Timer) -> None:
@@ -48,3 +55,48 @@ def call_at_delay(env: simpy.Environment, delay: float, fn: Callable[..., None],
         raise ValueError(f"negative delay {delay}")
     queue: list[Any] = env._queue
     heappush(queue, (env._now + delay, NORMAL, next(env._eid), _Timer(fn, args)))
+
+
+class DueQueue(Generic[T]):
+    """Items that fall due in the order they are added, with one timer between them.
+
+    ``add(due, item)`` with ``due`` never before the last item's (a fixed delay after now
+    keeps that order).  When the oldest item that still matters falls due, ``expire(item)``
+    is called; items that ``settled(item)`` says no longer matter are dropped on the way
+    without costing an event.  The timer stays armed while an expiry runs, so an item added
+    from inside ``expire`` is taken in by the same pass rather than starting a second timer.
+    """
+
+    __slots__ = ("_armed", "_env", "_expire", "_items", "_settled")
+
+    def __init__(self, env: simpy.Environment, expire: Callable[[T], None], settled: Callable[[T], bool]) -> None:
+        self._env = env
+        self._expire = expire
+        self._settled = settled
+        self._items: deque[tuple[float, T]] = deque()
+        self._armed = False
+
+    def __len__(self) -> int:
+        """Items held (some may have settled already)."""
+        return len(self._items)
+
+    def add(self, due: float, item: T) -> None:
+        """Expire ``item`` at ``due`` unless it has settled by then."""
+        self._items.append((due, item))
+        if not self._armed:
+            self._armed = True
+            call_at_delay(self._env, due - self._env.now, self._fire)
+
+    def _fire(self) -> None:
+        items, now = self._items, self._env.now
+        while items:
+            due, item = items[0]
+            if self._settled(item):
+                items.popleft()
+            elif due <= now:
+                items.popleft()
+                self._expire(item)
+            else:
+                call_at_delay(self._env, due - now, self._fire)  # still armed
+                return
+        self._armed = False

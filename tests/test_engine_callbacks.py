@@ -13,7 +13,7 @@ from sim.actor import Actor
 from sim.distributions import constant
 from sim.kernel import Kernel
 from sim.ops import Operation, OperationTimeout, Sleep
-from sim.timers import call_at_delay
+from sim.timers import DueQueue, call_at_delay
 from tests.test_engine_actor_driver import Get, Store, kernel_with_client, submit
 
 ONE_WAY = 0.0004
@@ -104,3 +104,21 @@ def test_a_flow_spawned_during_the_run_starts_at_once_and_one_spawned_before_wai
     kernel.call_later(2.0, lambda: kernel.driver.spawn(logic(), "client"))
     kernel.run(5)
     assert started == [0.0, 2.0]
+
+
+def test_an_item_added_while_the_queue_expires_does_not_start_a_second_timer() -> None:
+    env = simpy.Environment()
+    expired: list[tuple[str, float]] = []
+    queue: DueQueue[str] = DueQueue(env, lambda item: on_expire(item), lambda item: item.startswith("done"))
+
+    def on_expire(item: str) -> None:
+        expired.append((item, env.now))
+        if item == "a":
+            queue.add(env.now + 1.0, "b")  # a retry falling due later, added from inside the expiry
+
+    queue.add(1.0, "a")
+    queue.add(1.5, "done-early")  # settled before it falls due: dropped without an event
+    env.run()
+    assert expired == [("a", 1.0), ("b", 2.0)]
+    # the first timer, then one re-armed for "b": a second timer would be a third event
+    assert next(env._eid) == 2
