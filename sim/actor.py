@@ -267,7 +267,7 @@ class Actor:
         try:
             outcome = PONG if isinstance(op, Ping) else self.handle(op, request.origin)
         except OpError as error:
-            outcome = error
+            outcome = error.with_traceback(None)  # an answer is data: no frames kept alive (and no cycle through them)
         if inspect.isgenerator(outcome):
             done = functools.partial(self._done, request, ticket, epoch)
             self.kernel.driver.start(cast("Logic[Any]", outcome), self, epoch, done)

@@ -209,7 +209,7 @@ class _Flow:
                 return
             except OpError as failure:
                 if self._on_done is not None:
-                    self._on_done(failure)
+                    self._on_done(failure.with_traceback(None))  # the answer is data, not frames
                 return
             value, error = None, None
             if not op.local:

@@ -14,26 +14,32 @@ always stop mattering first (a call's deadline, a QoS 1 resend check): one timer
 for the oldest item that still matters, instead of an event per item.
 
 This is the one place that knows how simpy keeps its queue (``_queue``, ``_eid``, ``_now``
-and what ``step`` reads of an event: ``callbacks``, ``_ok``, ``_value``).
+and what ``step`` reads of an event: ``callbacks``, ``_ok``, ``_value``).  So it also holds
+:func:`run_until`, the kernel's event loop: simpy's ``run(until)`` and ``step`` with the
+same order and the same failure semantics, but with a timer called directly instead of
+through a method call and a callback list per event.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Any, Generic, TypeVar
 
 import simpy
-from simpy.events import NORMAL
+from simpy.events import NORMAL, URGENT
 
-__all__ = ["DueQueue", "call_at_delay"]
+__all__ = ["DueQueue", "call_at_delay", "run_until"]
 
 T = TypeVar("T")
 
 
 def _fire(timer: _Timer) -> None:
     timer.fn(*timer.args)
+
+
+_FIRE = (_fire,)  # simpy's step only iterates an event's callbacks, so one shared tuple serves all timers
 
 
 class _Timer:
@@ -44,9 +50,49 @@ class _Timer:
     _value = None
 
     def __init__(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
-        self.callbacks: list[Callable[[_Timer], None]] | None = [_fire]
+        self.callbacks: tuple[Callable[[_Timer], None], ...] | None = _FIRE
         self.fn = fn
         self.args = args
+
+
+class _Stop:
+    """The end of a :func:`run_until`: scheduled like simpy's own stop event (urgent, at ``until``)."""
+
+    __slots__ = ()
+
+
+def run_until(env: simpy.Environment, until: float) -> None:
+    """Process every event due before ``until`` (``until > env.now``), then set the clock to ``until``.
+
+    The order is simpy's ``run(until)``: the stop is scheduled at ``until`` with urgent
+    priority, so an ordinary event due exactly at ``until`` waits for the next run.  Each
+    popped event has its callbacks called and, when it failed and nobody defused it,
+    re-raises its error as ``Environment.step`` does; a timer is called directly.  Unlike
+    simpy's loop, the stop leaves nothing behind in the queue, and it takes one event id.
+    """
+    if not until > env._now:
+        raise ValueError(f"until ({until}) must be greater than the current simulation time")
+    queue: list[Any] = env._queue
+    stop = _Stop()
+    heappush(queue, (until, URGENT, next(env._eid), stop))
+    timer, pop = _Timer, heappop
+    while True:
+        env._now, _, _, event = pop(queue)
+        if type(event) is timer:
+            event.fn(*event.args)
+            continue
+        if type(event) is _Stop:
+            if event is stop:
+                return
+            continue  # the stop of a run that an error ended
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            failure = event._value
+            copy = type(failure)(*failure.args)
+            copy.__cause__ = failure
+            raise copy
 
 
 def call_at_delay(env: simpy.Environment, delay: float, fn: Callable[..., None], *args: Any) -> None:

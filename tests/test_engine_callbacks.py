@@ -4,6 +4,7 @@ what it must keep: order, exact times, the queue's figures)."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -12,9 +13,9 @@ import simpy
 from sim.actor import Actor
 from sim.distributions import constant
 from sim.kernel import Kernel
-from sim.ops import Operation, OperationTimeout, Sleep
-from sim.timers import DueQueue, call_at_delay
-from tests.test_engine_actor_driver import Get, Store, kernel_with_client, submit
+from sim.ops import Operation, OperationTimeout, OpError, Rejected, Sleep
+from sim.timers import DueQueue, call_at_delay, run_until
+from tests.test_engine_actor_driver import Fail, Get, Store, kernel_with_client, submit
 
 ONE_WAY = 0.0004
 
@@ -122,3 +123,93 @@ def test_an_item_added_while_the_queue_expires_does_not_start_a_second_timer() -
     assert expired == [("a", 1.0), ("b", 2.0)]
     # the first timer, then one re-armed for "b": a second timer would be a third event
     assert next(env._eid) == 2
+
+
+def _trace(env: simpy.Environment, seen: list[tuple[str, float]]) -> None:
+    """A mix of processes, timeouts, timers and events at the stop time, urgent and not."""
+
+    def proc(name: str, gap: float) -> Any:
+        for _ in range(3):
+            yield env.timeout(gap)
+            seen.append((name, env.now))
+
+    env.process(proc("p1", 1.0))
+    env.process(proc("p2", 1.5))
+    call_at_delay(env, 3.0, lambda: seen.append(("timer at stop", env.now)))
+    call_at_delay(env, 2.0, lambda: seen.append(("timer", env.now)))
+    late = env.event()
+    late.callbacks.append(lambda _e: seen.append(("event", env.now)))
+    call_at_delay(env, 2.5, late.succeed)
+
+
+def test_run_until_processes_what_simpys_run_does_in_the_same_order() -> None:
+    ours: list[tuple[str, float]] = []
+    theirs: list[tuple[str, float]] = []
+    env_ours, env_theirs = simpy.Environment(), simpy.Environment()
+    _trace(env_ours, ours)
+    _trace(env_theirs, theirs)
+    for until in (3.0, 4.5, 10.0):  # 3.0 and 4.5: ordinary events due exactly at the stop wait for the next run
+        run_until(env_ours, until)
+        env_theirs.run(until=until)
+        assert ours == theirs
+        assert env_ours.now == env_theirs.now == until
+    assert ("timer at stop", 3.0) in ours
+    with pytest.raises(ValueError, match="greater"):
+        run_until(env_ours, 10.0)
+
+
+def test_run_until_raises_an_undefused_failure_and_can_run_on_afterwards() -> None:
+    env = simpy.Environment()
+    seen: list[float] = []
+    env.timeout(1.0).callbacks.append(lambda _e: seen.append(env.now))
+    broken = env.event()
+    call_at_delay(env, 0.5, broken.fail, KeyError("boom"))
+    with pytest.raises(KeyError, match="boom"):
+        run_until(env, 5.0)
+    assert env.now == 0.5
+    run_until(env, 6.0)  # the first run's stop, still queued, is passed over
+    assert seen == [1.0] and env.now == 6.0
+    defused = env.event()
+    defused.defused = True
+    call_at_delay(env, 0.5, defused.fail, KeyError("ignored"))
+    run_until(env, 7.0)
+
+
+class Front(Store):
+    """Answers through logic: asks the store to fail, and lets the error end its own logic."""
+
+    def handle(self, op: Operation, origin: str) -> Any:
+        return self._relay()
+
+    def _relay(self) -> Any:
+        try:
+            yield Fail(target="store", timeout=1.0)
+        except OpError as error:
+            raise Rejected("relayed", str(error)) from None
+
+
+def test_the_request_path_makes_no_reference_cycles() -> None:
+    """Why the kernel may collect rarely during a run: requests, flows and answers (errors
+    included, raised by a handler or by logic) are freed by reference counting alone."""
+    kernel = kernel_with_client()
+    Store(kernel, "store", concurrency=2, service_time=constant(0.01))
+    Front(kernel, "front", concurrency=2, service_time=constant(0.01))
+    submit(kernel, Get(target="front", timeout=0.5))
+    kernel.run(until=1.0)  # first calls build caches once (networkx compiles its decorators), not garbage per request
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        records = [
+            submit(kernel, op, at=1.0 + 0.001 * i)
+            for i in range(40)
+            for op in (Get(target="store", timeout=1.0), Fail(target="store"), Get(target="front", timeout=0.5))
+        ]
+        kernel.run(until=6.0)
+        gc.collect()
+        leaked = sorted({type(o).__qualname__ for o in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    outcomes = {type(r["outcome"]).__name__ for r in records}
+    assert {"Rejected", "tuple"} <= outcomes  # errors from a handler and from logic, and answers
+    assert leaked == []
