@@ -39,9 +39,9 @@ Time the actor spends down counts as time with nothing queued and nothing busy.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -240,7 +240,7 @@ class Actor:
         self.queue_wait.add(wait)
         if wait > 0:
             self.waited += 1
-        now = self.kernel.env.now
+        now = self.kernel.env._now
         self._busy_area += self.busy * (now - self._busy_changed)
         self._busy_changed = now
         self.busy += 1
@@ -268,7 +268,7 @@ class Actor:
             outcome = PONG if isinstance(op, Ping) else self.handle(op, request.origin)
         except OpError as error:
             outcome = error.with_traceback(None)  # an answer is data: no frames kept alive (and no cycle through them)
-        if inspect.isgenerator(outcome):
+        if type(outcome) is GeneratorType:
             done = functools.partial(self._done, request, ticket, epoch)
             self.kernel.driver.start(cast("Logic[Any]", outcome), self, epoch, done)
         else:
@@ -279,11 +279,11 @@ class Actor:
         if self.epoch != epoch:
             return
         self.served += 1
-        self.kernel.driver.reply(self.name, request, outcome)
+        self.kernel.network.send(self.name, request.origin, request.reply, outcome)
         self._finish(ticket)
 
     def _finish(self, ticket: int) -> None:
-        now = self.kernel.env.now
+        now = self.kernel.env._now
         self._busy_area += self.busy * (now - self._busy_changed)
         self._busy_changed = now
         self.busy -= 1
@@ -327,7 +327,7 @@ class Actor:
         for request in lost:
             self.kernel.driver.reply(self.name, request, Unavailable("connection_reset", f"{self.name} crashed"))
         self._serving.clear()
-        now = self.kernel.env.now
+        now = self.kernel.env._now
         self._busy_area += self.busy * (now - self._busy_changed)
         self._busy_changed = now
         self.busy = 0
@@ -355,7 +355,7 @@ class Actor:
         you kept).
         """
         if now is None:
-            now = self.kernel.env.now
+            now = self.kernel.env._now
         if now < self._busy_changed:
             raise ValueError(f"{self.name}: cannot read queue stats at {now}, before its last change")
         return QueueStats(

@@ -104,14 +104,14 @@ class Driver:
         target = kernel.actors.get(op.target)
         if target is None:
             raise self._unknown(flow.origin, op)
-        env = kernel.env
-        call = _Call(flow, op, env.now, kernel.spans)
-        if op.timeout is not None:
-            deadlines = self._deadlines.get(op.timeout)
+        call = _Call(flow, op, kernel.env._now)
+        timeout = op.timeout
+        if timeout is not None:
+            deadlines = self._deadlines.get(timeout)
             if deadlines is None:
-                deadlines = self._deadlines[op.timeout] = DueQueue(env, _Call.expire, _Call.is_settled)
-            deadlines.add(call.start + op.timeout, call)
-        kernel.network.send(flow.origin, op.target, target.deliver, Request(op, flow.origin, call.answer, call.start))
+                deadlines = self._deadlines[timeout] = DueQueue(kernel.env, _Call.expire, _Call.is_settled)
+            deadlines.add(call.sent_at + timeout, call)
+        kernel.network.send(flow.origin, op.target, target.deliver, call)
 
     def _unknown(self, origin: str, op: Operation) -> ModelDefinitionError:
         known = ", ".join(sorted(self.kernel.actors))
@@ -216,7 +216,7 @@ class _Flow:
                 self._driver._dispatch(self, op)
                 return
             if isinstance(op, Now):
-                value = self.env.now
+                value = self.env._now
             elif isinstance(op, Sleep):
                 call_at_delay(self.env, op.seconds, self.wake)
                 return
@@ -242,43 +242,48 @@ class _Flow:
         return False
 
 
-class _Call:
-    """One remote operation of a flow, settled by its reply or its deadline, whichever is first."""
+class _Call(Request):
+    """One remote operation of a flow, in transit and then settled by its reply or its
+    deadline, whichever is first.  It is the flow's :class:`Request` as well, so a call
+    costs one object: the actor answers through :meth:`reply`."""
 
-    __slots__ = ("_flow", "_op", "_spans", "settled", "start")
+    __slots__ = ("_flow", "settled")
 
-    def __init__(self, flow: _Flow, op: Operation, start: float, spans: Any) -> None:
+    def __init__(self, flow: _Flow, op: Operation, start: float) -> None:
+        self.op = op
+        self.origin = flow.origin
+        self.sent_at = start
         self._flow = flow
-        self._op = op
-        self._spans = spans
-        self.start = start
         self.settled = False
 
     def is_settled(self) -> bool:
         """Whether the reply or the deadline has settled the call."""
         return self.settled
 
-    def answer(self, outcome: Any) -> None:
+    def reply(self, outcome: Any) -> None:
         """The reply arrived (a duplicated or late one finds the call settled)."""
         if self.settled:
             return
         self.settled = True
-        op, flow = self._op, self._flow
-        now = flow.env.now
-        if isinstance(outcome, OpError):
-            self._spans.record(flow.origin, op.target, op.name, self.start, now, outcome.reason)
-            flow.resume(None, outcome)
+        op, flow = self.op, self._flow
+        spans = flow._driver.kernel.spans
+        failed = isinstance(outcome, OpError)
+        spans.record(self.origin, op.target, op.name, self.sent_at, flow.env._now, outcome.reason if failed else "ok")
+        actor = flow._actor
+        if actor is not None and actor.epoch != flow._epoch:
+            flow._logic.close()  # the worker that made the call died meanwhile (what alive() does)
+        elif failed:
+            flow.step(None, outcome)
         else:
-            self._spans.record(flow.origin, op.target, op.name, self.start, now, "ok")
-            flow.resume(outcome, None)
+            flow.step(outcome)
 
     def expire(self) -> None:
         """The deadline passed (it changes nothing once the reply came)."""
         if self.settled:
             return
         self.settled = True
-        op, flow = self._op, self._flow
-        self._spans.record(flow.origin, op.target, op.name, self.start, flow.env.now, "timeout")
+        op, flow = self.op, self._flow
+        flow._driver.kernel.spans.record(self.origin, op.target, op.name, self.sent_at, flow.env._now, "timeout")
         flow.resume(None, OperationTimeout("timeout", f"{op.name} to {op.target} after {op.timeout}s"))
 
 

@@ -42,7 +42,7 @@ class Mailbox(Generic[T]):
 
     def put(self, item: T) -> None:
         """Enqueue ``item`` and wake one parked consumer, if any."""
-        now = self._env.now
+        now = self._env._now
         items = self._items
         if items:
             self._area += len(items) * (now - self._changed)
@@ -60,7 +60,7 @@ class Mailbox(Generic[T]):
 
     def take(self) -> tuple[T, float]:
         """Remove the oldest item (caller checks emptiness first); return it and its wait in seconds."""
-        now = self._env.now
+        now = self._env._now
         items = self._items
         self._area += len(items) * (now - self._changed)
         self._changed = now
@@ -72,7 +72,7 @@ class Mailbox(Generic[T]):
 
     def clear(self) -> list[T]:
         """Drop every queued item (a crash) and return what was lost."""
-        now = self._env.now
+        now = self._env._now
         items = self._items
         self._area += len(items) * (now - self._changed)
         self._changed = now

@@ -14,7 +14,9 @@ always stop mattering first (a call's deadline, a QoS 1 resend check): one timer
 for the oldest item that still matters, instead of an event per item.
 
 This is the one place that knows how simpy keeps its queue (``_queue``, ``_eid``, ``_now``
-and what ``step`` reads of an event: ``callbacks``, ``_ok``, ``_value``).  So it also holds
+and what ``step`` reads of an event: ``callbacks``, ``_ok``, ``_value``).  The engine's
+per-operation code (driver, actors, mailboxes) also reads the clock as ``env._now``: the
+``now`` property is a function call, and an operation reads the clock about seven times.  So it also holds
 :func:`run_until`, the kernel's event loop: simpy's ``run(until)`` and ``step`` with the
 same order and the same failure semantics, but with a timer called directly instead of
 through a method call and a callback list per event.
@@ -131,10 +133,10 @@ class DueQueue(Generic[T]):
         self._items.append((due, item))
         if not self._armed:
             self._armed = True
-            call_at_delay(self._env, due - self._env.now, self._fire)
+            call_at_delay(self._env, due - self._env._now, self._fire)
 
     def _fire(self) -> None:
-        items, now = self._items, self._env.now
+        items, now = self._items, self._env._now
         while items:
             due, item = items[0]
             if self._settled(item):

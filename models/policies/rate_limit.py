@@ -120,6 +120,15 @@ class TokenBucket:
             wait = math.nextafter(wait, math.inf)
         return wait
 
+    def fresh(self) -> TokenBucket:
+        """A new, full bucket with this one's rate and capacity (already validated, so not checked again)."""
+        bucket = TokenBucket.__new__(TokenBucket)
+        bucket._rate = self._rate
+        bucket._burst = self._burst
+        bucket._tokens = self._burst
+        bucket._stamp = None
+        return bucket
+
     def is_full(self, now: float) -> bool:
         """Whether the bucket has refilled to capacity, i.e. is as good as a new one."""
         self._refill(now)
@@ -201,7 +210,7 @@ class KeyedRateLimiter:
         buckets = self._buckets
         bucket = buckets.get(key)
         if bucket is None:
-            bucket = buckets[key] = TokenBucket(self._full.rate_per_s, self._full.burst)
+            bucket = buckets[key] = self._full.fresh()
         else:
             buckets.move_to_end(key)
         allowed = bucket.try_take(now, n)
