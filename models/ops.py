@@ -10,11 +10,11 @@ GetRecords/checkpoints through boto3/KCL, HTTP through an HTTP client.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from models.readings import Reading
-from sim.ops import Operation
+from sim.ops import Operation, message
 
 __all__ = [
     "BulkInsert",
@@ -32,7 +32,7 @@ __all__ = [
 
 
 # -- HTTP (mobile app -> API gateway -> services) -----------------------------------------
-@dataclass(frozen=True, slots=True)
+@message
 class HttpRequest(Operation):
     """An HTTP request; ``route`` like ``POST /api/v1/devices/{id}/commands``."""
 
@@ -45,7 +45,7 @@ class HttpRequest(Operation):
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@message
 class Insert(Operation):
     """``INSERT INTO table ... [ON CONFLICT (conflict_key) DO NOTHING] RETURNING *``."""
 
@@ -56,7 +56,7 @@ class Insert(Operation):
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Update(Operation):
     """``UPDATE table SET changes WHERE id = row_id``."""
 
@@ -67,7 +67,7 @@ class Update(Operation):
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Select(Operation):
     """A read: ``query`` names a prepared statement, ``params`` its arguments."""
 
@@ -77,7 +77,7 @@ class Select(Operation):
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class BulkInsert(Operation):
     """A multi-row ``INSERT`` (``COPY``) of readings into the hypertable.
 
@@ -93,7 +93,7 @@ class BulkInsert(Operation):
 
 
 # -- Redis -----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@message
 class RedisPipeline(Operation):
     """A pipeline of ``(command, key, value)`` triples sent in one round trip."""
 
@@ -103,7 +103,7 @@ class RedisPipeline(Operation):
 
 
 # -- MQTT ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@message
 class Publish(Operation):
     """MQTT PUBLISH; with ``qos=1`` the broker acknowledges once it owns the message."""
 
@@ -115,7 +115,7 @@ class Publish(Operation):
 
 
 # -- Kinesis ---------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@message
 class GetRecords(Operation):
     """Read up to ``limit`` records of ``shard`` after sequence number ``after``."""
 
@@ -126,7 +126,7 @@ class GetRecords(Operation):
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Checkpoint(Operation):
     """Record that every record of ``shard`` up to ``sequence`` is processed (KCL lease table)."""
 
@@ -136,7 +136,7 @@ class Checkpoint(Operation):
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class HttpResponse:
     """What an HTTP handler answers (a result, not an operation)."""
 
@@ -150,7 +150,7 @@ class HttpResponse:
         return 200 <= self.status < 300
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class SendMessage(Operation):
     """SQS-like ``SendMessage`` (the dead letter queue)."""
 

@@ -268,7 +268,8 @@ class _Call(Request):
         op, flow = self.op, self._flow
         spans = flow._driver.kernel.spans
         failed = isinstance(outcome, OpError)
-        spans.record(self.origin, op.target, op.name, self.sent_at, flow.env._now, outcome.reason if failed else "ok")
+        name = type(op).__name__  # Operation.name, without the property call
+        spans.record(self.origin, op.target, name, self.sent_at, flow.env._now, outcome.reason if failed else "ok")
         actor = flow._actor
         if actor is not None and actor.epoch != flow._epoch:
             flow._logic.close()  # the worker that made the call died meanwhile (what alive() does)

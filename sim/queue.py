@@ -28,11 +28,14 @@ T = TypeVar("T")
 class Mailbox(Generic[T]):
     """Deque plus waiting-consumer events; see the module docstring for why."""
 
-    __slots__ = ("_area", "_arrivals", "_changed", "_env", "_items", "_waiters", "created")
+    __slots__ = ("_area", "_arrivals", "_changed", "_env", "_items", "_waiters", "created", "queued")
 
     def __init__(self, env: simpy.Environment) -> None:
         self._env = env
         self._items: deque[T] = deque()
+        #: the queued items, oldest first: read it (its truth is "anything queued?" without a
+        #: method call, which a server asks twice per request); change it only through the methods
+        self.queued = self._items
         self._arrivals: deque[float] = deque()  # when each queued item was put, same order
         self._waiters: deque[simpy.Event] = deque()
         #: simulated time the mailbox was made; :meth:`area` integrates from here
