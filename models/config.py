@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_v
 
 from models.faults import FAULT_KINDS
 from models.policies import AwsRetryQuota, BreakerSettings, GrpcRetryThrottle, RetryBudget, RetryLimiter, RetryPolicy
+from models.slo import SloList
 from sim.distributions import Distribution, constant
 from sim.durations import Duration, Offset
 from sim.faults import Fault, fault_union
@@ -636,6 +637,13 @@ class Scenario(_Config, Experiment):
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     health: HealthConfig = Field(default_factory=lambda: HealthConfig(), description="device manager probes (S3)")
     faults: list[AnyFault] = Field(default_factory=list, max_length=MAX_FAULTS)
+    slos: SloList = Field(
+        default_factory=list,
+        description="service level objectives (finding M1): each an indicator (sli: availability, latency, "
+        "command_success or freshness), an objective and a window, with burn-rate alerts (the SRE Workbook's by "
+        "default); 'review' stands for the review's five (99.9 % API availability, p95 < 200 ms, p99 < 1 s, "
+        "99 % of commands within 5 s, 99 % of readings within 60 s); none unless set",
+    )
     timeouts: Literal["as-designed", "review"] = Field(
         default="as-designed",
         description="review: every per-dependency timeout the file does not set takes the review's value "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,7 @@ class IngestConsumer(Actor):
         self.redeliveries = 0
         self.fetched = [0] * shards  # records read from each shard and not yet written: the write queue
         self.write_queue_peak = 0
+        self.slo_hook: Callable[[list[Reading], int, float], None] | None = None  # first-time writes: SLO counting
         stream.on_checkpoint = self._committed
         for shard in range(shards):
             self.background(functools.partial(self._consume, shard))
@@ -135,6 +136,8 @@ class IngestConsumer(Actor):
                 self.batches += 1
                 self.redis_failures += outcome.redis_failures
                 self._pending[shard].append((batch.first, batch.records, outcome.fates))
+                if self.slo_hook is not None:
+                    self.slo_hook(batch.records, max(0, seen + 1 - batch.first), env.now)
                 self.processed_upto[shard] = max(seen, last)
                 after = last
                 if env.now - checkpointed_at >= every:

@@ -14,6 +14,9 @@ database holds); the verdicts go into a copy of the run's ledger, never the ledg
 * otherwise ``failed``, with the reason the evidence shows: ``orphaned_pending`` (the user
   heard "accepted", the row stays pending, nothing will ever send it -- review C1),
   ``publish_failed``, ``lost_after_publish``, or the app's own error.
+
+A scenario that declares SLOs gets a ``slos`` section too (:func:`models.slo.slo_section`):
+each SLO's indicator over time, error budget consumed and burn-rate alerts.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from models.names import (
     STREAM_ITERATOR_AGE,
 )
 from models.settings import settings_from
+from models.slo import slo_section
 from models.windows import command_load
 from sim.ledger import FinalState, Invariant, Ledger
 from sim.metrics import Histogram
@@ -255,7 +259,7 @@ def summarise(world: World) -> dict[str, Any]:
         "messages_duplicated": kernel.network.duplicated,
     }
     series_until = min(kernel.now, world.scenario.duration)  # mid-run: no empty future buckets
-    return {
+    body: dict[str, Any] = {
         "flows": {
             "sensor": _sensor(world, verdicts),
             "commands": commands,
@@ -276,3 +280,6 @@ def summarise(world: World) -> dict[str, Any]:
         "health": health_summary(world, verdicts),
         "engine": {"simulated_s": kernel.now, "events": kernel.events_processed},
     }
+    if world.scenario.slos:  # only when the scenario declares SLOs
+        body["slos"] = slo_section(world)
+    return body

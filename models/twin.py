@@ -47,6 +47,7 @@ from models.names import (
 from models.postgres import Database, Postgres
 from models.redis import RedisCluster
 from models.services import AnalyticsEngine, ApiGateway, DeadLetterQueue, DeviceManager
+from models.slo import SliRecorder, slo_problems
 from models.stream import Stream
 from models.workload import DashboardUsers, MobileUsers
 from sim.expectations import numeric_paths
@@ -91,6 +92,7 @@ class World:
     faults: FaultTimeline
     automation: ScheduledAutomation | None = None
     monitor: HealthMonitor | None = None
+    slo: SliRecorder | None = None
 
 
 def build(scenario: Scenario, seed: int) -> World:
@@ -164,13 +166,26 @@ def build(scenario: Scenario, seed: int) -> World:
         zone=MONITORING[0],
         region=MONITORING[1],
     )
+    slo = _slo_recorder(scenario, dashboards, ingest)
     components: dict[str, object] = {METERS: meters, MOBILE: mobile, **{m.name: m for m in redis.masters}}
     faults = FaultTimeline(kernel, scenario.faults, components)
     return World(
         scenario, kernel, stream, broker, database, primary, replicas, redis, gateway, device_manager,
         analytics, ingest, dlq, meters, devices, mobile, dashboards, faults, automation=automation,
-        monitor=monitor,
+        monitor=monitor, slo=slo,
     )  # fmt: skip
+
+
+def _slo_recorder(scenario: Scenario, dashboards: DashboardUsers, ingest: IngestConsumer) -> SliRecorder | None:
+    """The counters of the scenario's SLOs, hooked where they count (none without SLOs: no cost)."""
+    if not scenario.slos:
+        return None
+    recorder = SliRecorder(scenario.slos)
+    if recorder.needs_dashboards:
+        dashboards.slo_hook = recorder.dashboard_finished
+    if recorder.needs_readings:
+        ingest.slo_hook = recorder.readings_ingested
+    return recorder
 
 
 class SmartHomeTwin:
@@ -265,11 +280,14 @@ class SmartHomeTwin:
                     "dashboards report on meters: set fleet.meters > 0 or dashboard_users: 0",
                 )
             )
+        problems += slo_problems(scenario)
         return problems
 
     def result_paths(self, scenario: Scenario) -> set[str]:
         """The numbers a run of ``scenario`` reports: read from the result of the world as
-        built, before it runs (its shape does not depend on how long it runs)."""
+        built, before it runs (its shape does not depend on how long it runs: an SLO's
+        figures and each of its alerts are there, None until measured, so expectations
+        such as ``slos.api-availability.alerts.page-1h.fired_at_s`` are checked too)."""
         from models.results import summarise
 
         return numeric_paths(summarise(build(scenario, seed=0)))

@@ -194,6 +194,7 @@ class DashboardUsers:
         self._requests = kernel.metrics.timeseries(DASHBOARD_REQUESTS)
         self._errors = kernel.metrics.timeseries(DASHBOARD_ERRORS)
         self._latency = kernel.metrics.histogram(DASHBOARD_LATENCY)
+        self.slo_hook: Callable[[float, float, bool], None] | None = None  # (now, latency, ok): SLO counting
         rate = config.dashboard_users * config.queries_per_user_per_hour / 3600.0
         if rate > 0 and meters > 0:
             rng = self.rng
@@ -223,3 +224,5 @@ class DashboardUsers:
                 self.degraded += 1
         else:
             self._errors.add(now)
+        if self.slo_hook is not None:
+            self.slo_hook(now, now - started, isinstance(response, HttpResponse) and response.ok)
