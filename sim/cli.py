@@ -3,6 +3,7 @@
 Commands::
 
     hems-twin run SCENARIO [--seed N] [--out DIR] [--json] [--force]
+                  [--seeds LIST | --replications N [--workers K] [--executor local|dask] [--scheduler ADDR]]
     hems-twin validate FILE [FILE ...]
     hems-twin list [DIR]
     hems-twin schema
@@ -32,6 +33,12 @@ it is from an earlier run. Before running, the twin's estimate of the run's cost
 a run that would need more than 80 % of this machine's memory or more than 12 hours is
 refused unless ``--force`` is given. On a terminal, a run taking more than about 2 s shows
 a progress bar on stderr (simulated time, events per second, time left).
+
+``--replications N`` runs every variant on N seeds spawned from ``--seed`` (the same seeds
+for every variant) and reports each figure's mean with its 95 % confidence interval and each
+variant's paired difference to the first (:mod:`sim.replications`); the runs go to local
+processes (``--workers``, default one per CPU) or a Dask cluster (``--executor dask
+--scheduler ADDR``), and the result is the same bytes however they ran.
 """
 
 from __future__ import annotations
@@ -54,11 +61,13 @@ from typing import Any, NoReturn, TypeVar
 from sim.compare import comparison_text, markdown_table, parse_seeds, run_compared, seeds_body, seeds_text
 from sim.durations import format_duration
 from sim.errors import Problem, ScenarioError, SimError
+from sim.executors import EXECUTORS, TaskError, default_workers
 from sim.loader import field_line, load_scenario_file
 from sim.progress import RunProgress
+from sim.replications import MAX_REPLICATIONS, replicate, replications_text
 from sim.results import RESULT_FILE, canonical_json, package_version, result_header, write_text_atomic
 from sim.twin import Estimate, Twin, load_twin
-from sim.variants import Experiment, check_variants
+from sim.variants import Experiment, check_variants, expectations_of
 
 __all__ = [
     "CRASH_FILE",
@@ -71,6 +80,7 @@ __all__ = [
     "MAX_MEMORY_SHARE",
     "MAX_SEED",
     "MAX_WALL_S",
+    "MAX_WORKERS",
     "OUT_ROOT",
     "default_out",
     "entry",
@@ -88,6 +98,8 @@ MAX_WALL_S = 12 * 3600.0
 """A run whose estimated wall time exceeds this is refused."""
 MAX_SEED = 2**63 - 1
 """The largest seed, as in scenario files (a result's seed must stay an exact JSON integer in 64 bits)."""
+MAX_WORKERS = 1024
+"""A ceiling on ``--workers``: more local processes than this is a typo, not a machine."""
 OUT_ROOT = Path("out")
 """Default output folders are ``out/<scenario name>``, relative to the current folder."""
 CRASH_FILE = "crash-traceback.txt"
@@ -146,6 +158,32 @@ def _parser() -> argparse.ArgumentParser:
         "a count (20: the scenario's seed and the next 19), a range (1-20) or a list (3,5,8)",
     )
     run.add_argument(
+        "--replications",
+        default=None,
+        metavar="N",
+        help="run every variant on N seeds spawned from --seed (the same seeds for every variant) and report "
+        "each figure's mean with its 95%% confidence interval, and each variant's difference to the first",
+    )
+    run.add_argument(
+        "--workers",
+        default=None,
+        metavar="K",
+        help="with --replications: local processes running replications at once (default: one per CPU; "
+        "1 runs them one after another here); the result does not depend on it",
+    )
+    run.add_argument(
+        "--executor",
+        default=None,
+        metavar="{local,dask}",
+        help="with --replications: run on local processes (default) or on a Dask cluster (needs --scheduler)",
+    )
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDR",
+        help="with --executor dask: the Dask scheduler's address, e.g. tcp://10.0.0.5:8786",
+    )
+    run.add_argument(
         "--force",
         action="store_true",
         help="run even if the estimate says it needs more than 80%% of this machine's memory or more than 12 h",
@@ -163,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
         "table", help="run scenarios with variants on their own seeds; print a Markdown table of what they expect"
     )
     table.add_argument("files", nargs="+", help="scenario files with variants and expectations")
+    _add_sweep_parser(commands)
     commands.add_parser("schema", help="print the JSON Schema of the scenario format")
     return parser
 
@@ -292,6 +331,8 @@ class _Session:
     """``result.json`` from an earlier run, found in the output folder before this one"""
     written: Path | None = None
     progress: RunProgress | None = None
+    runs: tuple[int, int] | None = None
+    """with --replications: (runs finished, runs in all)"""
 
     def reproduce(self) -> str:
         return self.command or shlex.join(["hems-twin", *self.argv])
@@ -361,7 +402,8 @@ def _report_crash(error: BaseException, session: _Session) -> int:
     path, reason = _save_crash_report(text, session)
     subject = ""
     if session.scenario_file is not None:
-        subject = f" while {'running' if session.progress is not None else 'reading'} {session.scenario_file}"
+        running = session.progress is not None or session.runs is not None
+        subject = f" while {'running' if running else 'reading'} {session.scenario_file}"
         if session.scenario_name is not None:
             subject += f" (scenario {session.scenario_name}, seed {session.seed})"
     paragraph = [f"hems-twin: crash: {_describe(error)}{subject}."]
@@ -386,6 +428,8 @@ def _report_interrupt(session: _Session) -> int:
         session.progress.close()
     if session.written is not None:
         line = f"hems-twin: interrupted; {session.written} was written before that"
+    elif session.runs is not None:
+        line = f"hems-twin: interrupted after {session.runs[0]} of {session.runs[1]} runs; no result written"
     elif session.progress is not None:
         reached, total = session.progress.simulated_s, session.progress.duration_s
         line = f"hems-twin: interrupted at simulated {reached:.1f} s of {total:g} s; no result written"
@@ -509,8 +553,84 @@ def _prepare_out(out: Path, given: bool) -> None:
         raise SimError(f"{label}: {result} exists and is not a file; move it away or choose another --out")
 
 
+@dataclass(frozen=True)
+class _Replicating:
+    """The ``--replications`` options, checked."""
+
+    count: int
+    workers: int | None
+    executor: str
+    scheduler: str | None
+
+
+def _count_option(flag: str, text: str, low: int, high: int, why: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise SimError(f"{flag} {text!r}: expected a whole number") from None
+    if not low <= value <= high:
+        raise SimError(f"{flag} {text}: expected {low} to {high:,}{why}")
+    return value
+
+
+def _replicating(args: argparse.Namespace) -> _Replicating | None:
+    """The replication options, or None without ``--replications``; SimError names a bad one."""
+    extras = [flag for flag, value in (("--workers", args.workers), ("--executor", args.executor)) if value]
+    extras += ["--scheduler"] if args.scheduler is not None else []
+    if args.replications is None:
+        if extras:
+            raise SimError(f"{extras[0]} applies to replicated runs only: add --replications N")
+        return None
+    if args.seeds is not None:
+        raise SimError(
+            "--replications and --seeds cannot be combined: --seeds runs on the seeds you list, "
+            "--replications spawns its own from --seed; choose one"
+        )
+    count = _count_option(
+        "--replications", args.replications, 2, MAX_REPLICATIONS, " (a confidence interval needs at least 2)"
+    )
+    workers = None if args.workers is None else _count_option("--workers", args.workers, 1, MAX_WORKERS, "")
+    executor = "local" if args.executor is None else args.executor.strip()
+    if executor not in EXECUTORS:
+        raise SimError(f"--executor {args.executor!r}: expected one of {', '.join(EXECUTORS)}")
+    scheduler = None if args.scheduler is None else args.scheduler.strip()
+    if executor == "dask" and not scheduler:
+        raise SimError(
+            "--executor dask needs --scheduler ADDR, the address of a running Dask scheduler "
+            "(e.g. tcp://127.0.0.1:8786)"
+        )
+    if executor != "dask" and scheduler is not None:
+        raise SimError("--scheduler is only used with --executor dask")
+    if executor == "dask" and workers is not None:
+        raise SimError(
+            "--workers sets local processes; with --executor dask the cluster's workers run the replications"
+        )
+    return _Replicating(count, workers, executor, scheduler)
+
+
+def _fitting_workers(twin: Twin, scenario: Any, wanted: int, force: bool) -> int:
+    """``wanted`` local workers, fewer if that many runs at once would not fit in memory.
+
+    The single-run check refuses a run that alone does not fit; parallel runs multiply the
+    memory, so the pool shrinks instead (the result does not depend on the worker count).
+    """
+    estimate = _estimate(twin, scenario)
+    memory = _physical_memory()
+    if estimate is None or memory is None or force or estimate.memory_bytes <= 0:
+        return wanted
+    fitting = max(1, int(MAX_MEMORY_SHARE * memory // estimate.memory_bytes))
+    if fitting < wanted:
+        print(
+            f"hems-twin: running {fitting} replication{'s' if fitting > 1 else ''} at a time, not {wanted}: "
+            f"each needs about {_bytes_text(estimate.memory_bytes)} of this machine's {_bytes_text(memory)}",
+            file=sys.stderr,
+        )
+    return min(wanted, fitting)
+
+
 def _run(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     session.scenario_file = args.scenario
+    replicating = _replicating(args)
     scenario = load(twin, args.scenario)
     session.scenario_name = getattr(scenario, "name", None)
     seed = scenario.seed if args.seed is None else args.seed
@@ -521,6 +641,10 @@ def _run(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     out = Path(args.out) if args.out is not None else default_out(scenario.name)
     session.seed, session.out = seed, out
     command = ["hems-twin", *(["--twin", args.twin] if args.twin else []), "run", args.scenario]
+    if args.seeds is not None:
+        command += ["--seeds", args.seeds]
+    if replicating is not None:  # one process: the traceback of a failing run is this process's own
+        command += ["--replications", str(replicating.count), "--workers", "1"]
     session.command = shlex.join(
         [*command, "--seed", str(seed), "--out", str(out), *(["--force"] if args.force else [])]
     )
@@ -536,7 +660,12 @@ def _run(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     compared = isinstance(scenario, Experiment) and (bool(scenario.variants) or seeds is not None)
     if compared and not scenario.variants:
         scenario = scenario.model_copy(update={"variants": {"as-written": {}}})
-    body = _run_body(twin, scenario, seed, seeds, session) if compared else _run_one(twin, scenario, seed, session)
+    if replicating is not None:
+        body = _replications_body(twin, scenario, seed, replicating, args.force, session)
+    elif compared:
+        body = _run_body(twin, scenario, seed, seeds, session)
+    else:
+        body = _run_one(twin, scenario, seed, session)
     result = {**result_header(scenario, seed, twin.name), **body}
     text = canonical_json(result)
     try:
@@ -549,6 +678,9 @@ def _run(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
         print(f"hems-twin: wrote {path}{replaced}; the same JSON is on stdout", file=sys.stderr)
+    elif replicating is not None:
+        print(replications_text(result, _expected_paths(scenario)))
+        print(f"\nwrote {path}{replaced}")
     elif seeds is not None:
         print(seeds_text(result))
         print(f"\nwrote {path}{replaced}")
@@ -567,6 +699,42 @@ def _run_one(twin: Twin, scenario: Any, seed: int, session: _Session) -> dict[st
         session.progress = progress
         body: dict[str, Any] = _twin_call(twin.run, scenario, seed, progress=progress)
     return body
+
+
+def _expected_paths(scenario: Any) -> list[str]:
+    return [e.path for _, e in expectations_of(scenario)] if isinstance(scenario, Experiment) else []
+
+
+def _replications_body(
+    twin: Twin, scenario: Any, seed: int, options: _Replicating, force: bool, session: _Session
+) -> dict[str, Any]:
+    """Every variant on each replication's seed, summarised with confidence intervals."""
+    variants = max(1, len(getattr(scenario, "variants", None) or {}))
+    total = options.count * variants
+    workers = options.workers
+    if options.executor == "local":
+        workers = _fitting_workers(twin, scenario, min(workers or default_workers(), total), force)
+    session.runs = (0, total)
+
+    def finished(_replication: int, _variant: str, _body: dict[str, Any]) -> None:
+        done, of = session.runs or (0, total)
+        session.runs = (done + 1, of)
+
+    try:
+        replicated = replicate(
+            twin,
+            scenario,
+            options.count,
+            seed,
+            workers=workers,
+            executor=options.executor,
+            scheduler=options.scheduler,
+            on_run=finished,
+        )
+    except TaskError as error:  # a run raised: a crash, reported with the run it was
+        session.seed = error.seed
+        raise _Crash(error) from error
+    return replicated.body
 
 
 def _run_body(twin: Twin, scenario: Any, seed: int, seeds: list[int] | None, session: _Session) -> dict[str, Any]:
@@ -641,6 +809,124 @@ def _table(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     return EXIT_OK if all(body["expectations_held"] for _, body in compared.values()) else EXIT_INVARIANT
 
 
+# -- sweep --------------------------------------------------------------------------------------
+
+
+def _add_sweep_parser(commands: Any) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a scenario over a design of config values x variants x replications; "
+        "resumable, results as a tidy table (Parquet and CSV)",
+        description="Run every point of the scenario's sweep: section (and of --param grids, crossed with it) "
+        "with every variant and replication. Each finished run is recorded in <out>/runs.jsonl as it ends; "
+        "the same command again runs only what is missing, then writes results.parquet and results.csv.",
+    )
+    sweep.add_argument("scenario", help="path to a scenario YAML file")
+    sweep.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="PATH=V1,V2,...",
+        help="a grid over a config path (values read as YAML scalars), e.g. workload.mobile_users=100,200; "
+        "repeatable; crossed with the file's sweep: section, whose own values for the same path it replaces",
+    )
+    sweep.add_argument(
+        "--replications", default="1", metavar="N", help="seeds per point and variant, spawned from --seed (default 1)"
+    )
+    sweep.add_argument("--seed", type=int, default=None, help="root seed of the replications (default: the scenario's)")
+    sweep.add_argument(
+        "--workers",
+        default=None,
+        metavar="K",
+        help="local processes running at once (default: one per CPU; 1 runs them here); results do not depend on it",
+    )
+    sweep.add_argument("--executor", default="local", metavar="{local,dask}", help="local processes or a Dask cluster")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDR", help="with --executor dask: the scheduler address")
+    sweep.add_argument("--out", default=None, help="results folder (default: out/<scenario name>-sweep)")
+    sweep.add_argument(
+        "--force", action="store_true", help="run even points estimated too big for this machine (as run --force)"
+    )
+
+
+def _refuse_big_points(twin: Twin, plan: Any, force: bool) -> None:
+    """Refuse a sweep one of whose runs is estimated not to fit this machine (as ``run`` does)."""
+    from sim.sweep import point_label
+
+    checked: set[str] = set()
+    for planned in plan.runs:
+        if force or planned.scenario_hash in checked:
+            continue
+        checked.add(planned.scenario_hash)
+        estimate = _estimate(twin, twin.scenario_type.model_validate(planned.scenario))
+        reasons = [] if estimate is None else _too_big(estimate)
+        if estimate is not None and reasons:
+            raise SimError(
+                f"point {planned.point} ({point_label(planned.parameters)}), variant {planned.variant}: a run would "
+                f"need {' and '.join(reasons)}; {estimate.driver} drives the cost; --force runs it anyway"
+            )
+
+
+def _sweep(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
+    """Run a scenario's sweep into a results folder, skipping the runs it already holds."""
+    from sim import store, sweep  # pandas and pyarrow load only when a sweep runs
+    from sim.replications import replication_seeds
+
+    session.scenario_file = args.scenario
+    scenario = load(twin, args.scenario)
+    name, own_seed = str(scenario.name), int(scenario.seed)
+    if not isinstance(scenario, Experiment):
+        raise SimError(f"{args.scenario}: this twin's scenarios have no sweep: section or variants to run")
+    session.scenario_name = name
+    grid: dict[str, list[Any]] = {}
+    for text in args.param:
+        path, values = sweep.parse_param(text)
+        if path in grid:
+            raise SimError(f"--param {path} is given twice: list all its values in one (--param {path}=V1,V2,...)")
+        grid[path] = values
+    replications = _count_option("--replications", args.replications, 1, MAX_REPLICATIONS, "")
+    workers = None if args.workers is None else _count_option("--workers", args.workers, 1, MAX_WORKERS, "")
+    if args.executor not in EXECUTORS:
+        raise SimError(f"--executor {args.executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if (args.executor == "dask") != (args.scheduler is not None):
+        raise SimError("--executor dask needs --scheduler ADDR, and --scheduler is only used with --executor dask")
+    seed = own_seed if args.seed is None else args.seed
+    if not 0 <= seed <= MAX_SEED:
+        raise SimError(f"--seed must be between 0 and {MAX_SEED} (got {seed})")
+    if args.out is not None and not args.out.strip():
+        raise SimError("--out must name a directory (got an empty string)")
+    points = sweep.sweep_points(scenario.sweep, grid, own_seed)
+    problems = sweep.point_problems(twin, scenario, points) if grid else []  # the file's own: checked by load
+    if problems:
+        raise ScenarioError(
+            [Problem("--param" if p in grid else args.scenario, None, p or "sweep", m) for p, m in problems]
+        )
+    plan = sweep.plan_sweep(twin, scenario, points, replication_seeds(seed, replications))
+    out = Path(args.out) if args.out is not None else default_out(f"{name}-sweep")
+    session.seed, session.out = seed, out
+    command = ["hems-twin", *(["--twin", args.twin] if args.twin else []), "sweep", args.scenario]
+    command += [f"--param={text}" for text in args.param] + ["--replications", str(replications)]
+    command += ["--seed", str(seed), "--out", str(out), *(["--force"] if args.force else [])]
+    session.command = shlex.join(command)
+    _refuse_big_points(twin, plan, args.force)
+    _prepare_out(out, given=args.out is not None)
+    session.scenario_file = None  # a crash from here on is in a run, which the message names
+    try:
+        result = store.run_sweep(
+            plan, out, twin_name=args.twin, workers=workers, executor=args.executor, scheduler=args.scheduler
+        )
+    except KeyboardInterrupt:
+        recorded = store.read_records(out)
+        done = len({planned.key for planned in plan.runs if planned.key in recorded})
+        print(
+            f"hems-twin: interrupted; {done} of {len(plan.runs)} runs are recorded in {out / store.RUNS_FILE} "
+            "(the same command runs the rest); no table written",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(store.summary_text(result))
+    return EXIT_OK if result.invariants_held else EXIT_INVARIANT
+
+
 def _list(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     directory = _scenario_dir(twin, args.directory)
     paths = sorted(directory.glob("*.yaml"))
@@ -693,6 +979,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(twin, args, session)
         if args.command == "table":
             return _table(twin, args, session)
+        if args.command == "sweep":
+            return _sweep(twin, args, session)
         return _schema(twin)
     except KeyboardInterrupt:
         return _report_interrupt(session)

@@ -18,6 +18,10 @@ scenario when the file is loaded, and its problems are reported at the overlay's
 Every variant runs on the same seed: random streams are keyed by component name, so
 variants share the workload and the fault draws wherever the variant does not change them
 (common random numbers), and their difference is a paired comparison.
+
+An experiment may also declare a ``sweep:`` (:mod:`sim.sweep`): points in the config, each
+run with every variant. The section describes how to explore, not the system, so it is left
+out of dumps and therefore of scenario hashes.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from sim.expectations import BETWEEN, VARIANT_NAME, Expectation, Verdict, check_paths, evaluate, parse
 from sim.spec import Spec
+from sim.sweep import Sweep, check_sweep
 
 if TYPE_CHECKING:
     from sim.kernel import Progress
@@ -52,6 +57,12 @@ class Experiment(Spec):
         default_factory=dict,
         description="per variant (or 'between'), what must hold: 'commands.orphaned == 0', "
         "'analytics.availability: breaker > as-designed + 0.1' (YAML reads the latter as a one-key mapping)",
+    )
+    sweep: Sweep | None = Field(
+        default=None,
+        exclude=True,
+        description="points in the config to run (hems-twin sweep): design grid, random or lhs; parameters "
+        "(dotted path -> list of values, or range {low, high}); samples; seed",
     )
 
     @field_validator("expect")
@@ -85,7 +96,7 @@ def overlay(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, An
 
 
 def _base_data(scenario: Experiment) -> dict[str, Any]:
-    return scenario.model_dump(by_alias=True, exclude={"variants", "expect"}, exclude_unset=True)
+    return scenario.model_dump(by_alias=True, exclude={"variants", "expect", "sweep"}, exclude_unset=True)
 
 
 def variant_scenarios(scenario: Experiment) -> dict[str, Experiment]:
@@ -120,9 +131,10 @@ def check_variants(twin: Twin, scenario: Experiment) -> list[tuple[Loc, str]]:
     """Load-time problems of the variants and expectations, as ``(loc, message)``.
 
     Each overlay must give a valid scenario that passes the twin's own check; each
-    expectation must parse, name declared variants and read a number the model produces.
+    expectation must parse, name declared variants and read a number the model produces;
+    every point of a ``sweep:`` section, with every variant, must be a valid scenario.
     """
-    problems: list[tuple[Loc, str]] = []
+    problems: list[tuple[Loc, str]] = check_sweep(twin, scenario)
     base = _base_data(scenario)
     kind = type(scenario)
     valid: dict[str, Experiment] = {}
