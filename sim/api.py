@@ -86,6 +86,24 @@ class RunResult:
         frame["value"] = frame["value"].astype("float64")
         return frame.sort_values(["replication", "variant", "metric"], kind="stable", ignore_index=True)
 
+    def summary_frame(self) -> pd.DataFrame:
+        """Per variant x metric: the mean and its 95 % interval (and the paired difference to
+        the first variant) over the replications; one seed gives its values with no interval."""
+        if self.replications is not None:
+            return self.replications.summary_frame()
+        frame = self.to_frame()
+        return pd.DataFrame(
+            {
+                "variant": frame["variant"],
+                "metric": frame["metric"],
+                "mean": frame["value"],
+                "ci_low": float("nan"),
+                "ci_high": float("nan"),
+                "n": 1,
+                "method": "one seed",
+            }
+        )
+
     def __repr__(self) -> str:
         count = f"{len(self.replications.seeds)} replications" if self.replications else f"seed {self.body['seed']}"
         variants = self.body.get("variants")

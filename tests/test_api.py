@@ -60,6 +60,17 @@ def test_replicated_runs_come_from_the_replications_module(tiny: Path) -> None:
     assert list(frame.columns) == ["replication", "seed", "variant", "metric", "value"]
     assert set(frame["replication"]) == {0, 1}
     assert result.body["replications"]["count"] == 2 and result.body["scenario"] == "tiny"
+    summary = result.summary_frame().set_index(["variant", "metric"])
+    orphaned = summary.loc[("outbox", "commands.orphaned")]
+    assert orphaned["n"] == 2 and orphaned["ci_low"] <= orphaned["mean"] <= orphaned["ci_high"]
+
+
+def test_one_seed_summarises_as_its_values_without_intervals(tiny: Path) -> None:
+    result = run(tiny, seed=5)
+    summary = result.summary_frame()
+    values = result.to_frame()
+    assert summary["mean"].equals(values["value"])  # NaN (a figure the run had none of) included
+    assert summary["ci_low"].isna().all() and set(summary["n"]) == {1}
 
 
 def test_sweep_in_memory_and_on_disk_give_the_same_table(tiny: Path) -> None:

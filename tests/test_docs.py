@@ -36,6 +36,7 @@ workload: {mobile_users: 600, dashboard_users: 150, queries_per_user_per_hour: 3
 analytics: {breaker: {}, query_timeout: 2s}
 ingest: {dead_letter: true}
 health: {deep: {}, synthetic: {}, gate_traffic: true}
+slos: review
 faults:
   - {kind: latency, target: db-replica-1, at: 30s, for: 2m, add: 15s}
   - {kind: crash, target: iot-core, at: 60s, restart_after: 60s}
@@ -52,6 +53,9 @@ PER_NAME = {
     "health.faults[].detection": "<probe>",
     "flows.commands.windows": "<window>",
     "flows.analytics.breakers": "<replica>",
+    "slos": "<slo>",
+    "slos.<slo>.alerts": "<alert>",
+    "slos.<slo>.series.burn_rate": "<window>",
 }
 # Maps of names to counts: documented as a whole, their keys vary from run to run.
 OPAQUE = {
