@@ -65,6 +65,9 @@ class Broker(Actor):
         self._next_message = 1
         self._rule = kernel.sampler(config.rule_latency, "iot-core/rule")
         self.throttled = 0
+        # The intents of the publishes the per-connection limit refused (how often each): what
+        # the result needs to say which commands the limit cost; only the refusal path writes it.
+        self.throttled_intents: dict[str, int] = {}
         self.deliveries = 0
         self.given_up = 0
         self.readings_forwarded = 0
@@ -76,6 +79,9 @@ class Broker(Actor):
             raise Rejected("unsupported", f"iot-core does not handle {op.name}")
         if not self.connections.try_take(origin, self.kernel.now):
             self.throttled += 1
+            intent = op.payload.get("intent")
+            if intent is not None:  # a command (a health probe's test publish has none)
+                self.throttled_intents[intent] = self.throttled_intents.get(intent, 0) + 1
             raise Rejected("throttled", f"{origin} exceeds {self.config.publish_limit_per_s}/s")
         if not op.topic.startswith("devices/"):
             return {"puback": True, "message_id": None}  # no subscriber (a health check's test topic)

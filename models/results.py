@@ -15,6 +15,11 @@ database holds); the verdicts go into a copy of the run's ledger, never the ledg
   heard "accepted", the row stays pending, nothing will ever send it -- review C1),
   ``publish_failed``, ``lost_after_publish``, or the app's own error.
 
+Commands whose publish IoT Core's per-connection limit refused are counted by their final
+state in ``flows.commands.publish_limit`` (as designed the device manager swallows the
+refusal: the row stays ``pending``, the app hears 202 -- an orphaned command), and when the
+limit refused anything the result's ``warnings`` says so in a sentence.
+
 A scenario that declares SLOs gets a ``slos`` section too (:func:`models.slo.slo_section`):
 each SLO's indicator over time, error budget consumed and burn-rate alerts.
 """
@@ -108,6 +113,56 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
         "app_response_s": kernel.metrics.histogram(APP_RESPONSE).summary(),
         **command_load(world),  # offered-load amplification and goodput around the faults
     }
+
+
+def _publish_limit(world: World, verdicts: Ledger) -> dict[str, Any]:
+    """What IoT Core's per-connection publish limit cost the users' commands, by final state.
+
+    Read from the broker's record of refused publishes and the verdicts already settled, so
+    a heavy command load that runs into the limit cannot pass for a healthy run: the refused
+    commands fail silently as designed (:func:`models.logic.commands.submit_command` answers
+    202), and the applied ones' latency stays low.
+    """
+    broker = world.broker
+    started = world.mobile.started
+    results = world.mobile.results
+    states = dict.fromkeys((FinalState.APPLIED, FinalState.FAILED, FinalState.IN_FLIGHT), 0)
+    hit = orphaned = into_void = 0
+    for intent in broker.throttled_intents:
+        if intent not in started:  # scheduled automation or a probe: not a user's intent
+            continue
+        hit += 1
+        state, reason = verdicts.state_of(COMMANDS, intent)
+        states[state] += 1
+        if state is FinalState.FAILED:
+            orphaned += reason == "orphaned_pending"
+            into_void += bool(getattr(results[intent][0], "accepted", False))
+    return {
+        "limit_per_s": broker.config.publish_limit_per_s,
+        "publishes_refused": broker.throttled,
+        "intents_refused": hit,
+        "applied": states[FinalState.APPLIED],
+        "failed": states[FinalState.FAILED],
+        "orphaned": orphaned,
+        "accepted_but_failed": into_void,
+        "in_flight": states[FinalState.IN_FLIGHT],
+    }
+
+
+def _warnings(commands: dict[str, Any]) -> list[str]:
+    """Sentences for what a run's figures would hide unless read closely (none for most runs)."""
+    limit = commands["publish_limit"]
+    if not limit["publishes_refused"]:
+        return []
+    hit, intents = limit["intents_refused"], commands["intents"]
+    share = f" ({100 * hit / intents:.0f} %)" if intents else ""
+    return [
+        f"IoT Core's per-connection publish limit ({limit['limit_per_s']:g}/s) refused "
+        f"{limit['publishes_refused']:,} publishes (all clients'): {hit:,} of {intents:,} user commands{share} "
+        f"were refused at least once; {limit['failed']:,} of them failed ({limit['orphaned']:,} orphaned pending; "
+        f"{limit['accepted_but_failed']:,} after the app was told 'accepted'), {limit['applied']:,} were applied "
+        f"by a later attempt, {limit['in_flight']:,} are still in flight"
+    ]
 
 
 def _sensor(world: World, ledger: Ledger) -> dict[str, Any]:
@@ -246,6 +301,7 @@ def summarise(world: World) -> dict[str, Any]:
     kernel = world.kernel
     verdicts = kernel.ledger.copy()
     commands = _settle_commands(world, verdicts)
+    commands["publish_limit"] = _publish_limit(world, verdicts)
     ledger, invariants = verdicts.report(_inventory(world))
     invariants += _command_invariants(world)
     components: dict[str, Any] = {name: actor.stats() for name, actor in sorted(kernel.actors.items())}
@@ -270,6 +326,7 @@ def summarise(world: World) -> dict[str, Any]:
         "ledger": ledger,
         "invariants": [inv.as_dict() for inv in invariants],
         "invariants_held": all(inv.held for inv in invariants),
+        "warnings": _warnings(commands),
         "faults": [dict(entry) for entry in world.faults.log],  # a copy: the run goes on filling its own
         "counters": dict(sorted(kernel.metrics.counters.items())),
         "spans": kernel.spans.summary(),

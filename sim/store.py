@@ -46,6 +46,7 @@ from sim.sweep import PlannedRun, SweepPlan
 
 __all__ = [
     "ATTRS_KEY",
+    "COMPONENT_FIGURES",
     "CSV_FILE",
     "PARQUET_FILE",
     "RUNS_FILE",
@@ -69,6 +70,19 @@ DIGITS = 12
 ATTRS_KEY = "hems_twin"
 """The key of a results table's description in ``DataFrame.attrs`` (kept in the Parquet file)."""
 _SHOWN_POINTS = 40  # the summary's per-point table stops here; the files have every point
+COMPONENT_FIGURES = (
+    "utilisation",
+    "mean_busy",
+    "mean_queue_length",
+    "wait_probability",
+    "queue_wait_s.mean",
+    "queue_wait_s.p95",
+    "queued_at_end",
+)
+"""The queueing figures of each component (an actor's :meth:`sim.actor.Actor.stats`) a run's
+figures keep, as ``components.<name>.<figure>``: what capacity analysis reads to say which
+component saturates first as load rises. A component without a figure (a fleet of meters has
+no workers) has no row for it."""
 
 
 # -- figures ----------------------------------------------------------------------------------------
@@ -85,10 +99,24 @@ def _is_figure(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
+_ABSENT = object()
+
+
+def _inside(node: Any, dotted: str) -> Any:
+    """The value at ``dotted`` keys inside ``node``, or :data:`_ABSENT` where there is none."""
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return _ABSENT
+        node = node[key]
+    return node
+
+
 def figures(result: Mapping[str, Any], paths: Iterable[str] = ()) -> dict[str, int | float | None]:
     """A run's figures by metric name, sorted: every number (or None standing for one) under
     ``flows``, named as expectations name it (``commands.orphaned``; ``flows.`` kept where
-    the flow shares its name with a top-level key), plus each of ``paths`` the result has."""
+    the flow shares its name with a top-level key), each component's queueing figures
+    (:data:`COMPONENT_FIGURES`: ``components.api-gateway.utilisation``), plus each of
+    ``paths`` the result has."""
     found: dict[str, Any] = {}
 
     def walk(node: Any, name: str) -> None:
@@ -102,6 +130,13 @@ def figures(result: Mapping[str, Any], paths: Iterable[str] = ()) -> dict[str, i
     if isinstance(flows, Mapping):
         for flow, node in flows.items():
             walk(node, f"flows.{flow}" if flow in result else str(flow))
+    components = result.get("components")
+    if isinstance(components, Mapping):
+        for component, stats in components.items():
+            for figure in COMPONENT_FIGURES:
+                value = _inside(stats, figure)
+                if value is not _ABSENT and _is_figure(value):
+                    found[f"components.{component}.{figure}"] = value
     for path in paths:
         try:
             value = value_at(result, path)
