@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 NOTEBOOK_STAMP := $(VENV)/.notebook-stamp
 SEED   ?= 7
 
-.PHONY: run test test-slow lint bench bench-requests findings schema notebook clean
+.PHONY: run test test-slow lint bench bench-requests findings schema notebook gate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,18 @@ notebook: $(NOTEBOOK_STAMP)  ## JupyterLab on notebooks/ with the project's venv
 
 findings: $(STAMP)  ## each finding as designed and with its countermeasure, as the README's Markdown table
 	$(BIN)/hems-twin table scenarios/c1-*.yaml scenarios/c2-*.yaml scenarios/c3-*.yaml scenarios/c5-*.yaml scenarios/s1-*.yaml scenarios/s2-*.yaml scenarios/s3-*.yaml scenarios/retry-storm.yaml
+
+# The CI gate: each scenario's SLOs on 5 replications, against the committed baseline (2 min 4 s on
+# 2 cores). After a change meant to move the figures: make gate GATE_FLAGS=--update-baseline, and commit
+# ci/slo-baseline.json with it.
+GATE_SCENARIOS := scenarios/baseline.yaml scenarios/m1-burn-rates.yaml scenarios/c1-outbox.yaml \
+	scenarios/c2-idempotency.yaml scenarios/c3-cascade.yaml scenarios/c5-validation.yaml scenarios/s1-flood.yaml \
+	scenarios/s1-priority.yaml scenarios/s2-poison-dlq.yaml scenarios/s3-health-checks.yaml
+GATE_FLAGS ?=
+
+gate: $(STAMP)  ## the SLO gate against ci/slo-baseline.json: out/gate/junit.xml and out/gate/summary.md; exit 1 on a regression
+	$(BIN)/hems-twin check $(GATE_SCENARIOS) --baseline ci/slo-baseline.json \
+		--junit out/gate/junit.xml --markdown out/gate/summary.md $(GATE_FLAGS)
 
 schema: $(STAMP)  ## regenerate the committed JSON Schema of the scenario format
 	$(BIN)/hems-twin schema > scenarios/scenario.schema.json

@@ -4,6 +4,8 @@ Commands::
 
     hems-twin run SCENARIO [--seed N] [--out DIR] [--json] [--force]
                   [--seeds LIST | --replications N [--workers K] [--executor local|dask] [--scheduler ADDR]]
+    hems-twin check SCENARIO [SCENARIO ...] --baseline FILE [--update-baseline] [--replications N]
+                    [--seed N] [--workers K] [--tolerance METRIC=VALUE ...] [--junit FILE] [--markdown FILE]
     hems-twin validate FILE [FILE ...]
     hems-twin list [DIR]
     hems-twin schema
@@ -12,7 +14,8 @@ Exit codes:
 
 =====  =================================================================================
 0      success
-1      a run whose ledger invariants did not hold (the result is written)
+1      a run whose ledger invariants did not hold (the result is written); for ``check``, an
+       SLO regression, a baseline that does not match the scenarios, or broken invariants
 2      bad input: a scenario that cannot be loaded, a bad argument or output folder, or a
        run refused because its estimated cost does not fit this machine (``--force``)
 3      a crash: an exception escaped the twin or this command -- a bug. One paragraph on
@@ -39,6 +42,11 @@ for every variant) and reports each figure's mean with its 95 % confidence inter
 variant's paired difference to the first (:mod:`sim.replications`); the runs go to local
 processes (``--workers``, default one per CPU) or a Dask cluster (``--executor dask
 --scheduler ADDR``), and the result is the same bytes however they ran.
+
+``check`` is the CI gate (:mod:`sim.gate`): it replicates each scenario, compares every SLO's
+SLI and budget consumed with the baseline file's, replication by replication on the same
+seeds, and exits 1 on a regression that is both beyond its tolerance and significant;
+``--update-baseline`` rewrites the file instead (exit 0).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from sim import gate
 from sim.compare import comparison_text, markdown_table, parse_seeds, run_compared, seeds_body, seeds_text
 from sim.durations import format_duration
 from sim.errors import Problem, ScenarioError, SimError
@@ -202,6 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     table.add_argument("files", nargs="+", help="scenario files with variants and expectations")
     _add_sweep_parser(commands)
+    _add_check_parser(commands)
     commands.add_parser("schema", help="print the JSON Schema of the scenario format")
     return parser
 
@@ -927,6 +937,150 @@ def _sweep(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     return EXIT_OK if result.invariants_held else EXIT_INVARIANT
 
 
+# -- check (the CI gate) ---------------------------------------------------------------------------
+
+
+def _add_check_parser(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        help="the CI gate: replicate scenarios and compare their SLOs with a baseline file; exit 1 on a regression",
+        description="Run each scenario (every variant) on replications and compare each SLO's SLI and budget "
+        "consumed with the baseline file, replication by replication on the same seeds. A metric regresses when "
+        "it is worse by more than its tolerance and the 95%% interval of the paired differences excludes zero "
+        "on the worse side. A scenario without slos: is gated on the twin's default SLOs its traffic supports.",
+        epilog="exit codes: 0 no regression (or the baseline was updated), 1 a regression, a baseline that does not "
+        "match the scenarios (seeds, replications, changed scenario: update it) or broken invariants, 2 bad input",
+    )
+    check.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML files to gate")
+    check.add_argument("--baseline", required=True, metavar="FILE", help="the baseline JSON file")
+    check.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="write the baseline from this run (other scenarios in the file are kept) and exit 0",
+    )
+    check.add_argument(
+        "--replications",
+        default=None,
+        metavar="N",
+        help=f"replications per scenario (default: the baseline's, else {gate.DEFAULT_REPLICATIONS})",
+    )
+    check.add_argument(
+        "--seed", type=int, default=None, help="root seed of every scenario's replications (default: its own seed)"
+    )
+    check.add_argument(
+        "--workers", default=None, metavar="K", help="local processes running at once (default: one per CPU)"
+    )
+    check.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="how much worse a metric may get: METRIC is sli, budget_consumed, slos.<slo>.sli or "
+        "slos.<slo>.budget_consumed, optionally after '<scenario>:'; VALUE is absolute (0.001) or relative to the "
+        "baseline mean (5%%); repeatable; stored in the baseline with --update-baseline",
+    )
+    check.add_argument("--junit", default=None, metavar="FILE", help="write JUnit XML here")
+    check.add_argument("--markdown", default=None, metavar="FILE", help="write a Markdown summary here")
+    check.add_argument(
+        "--force", action="store_true", help="run even scenarios estimated too big for this machine (as run --force)"
+    )
+
+
+def _prepare_file(flag: str, given: str | None) -> Path | None:
+    """The output file of ``flag``, its folder created and checked writable before anything runs."""
+    if given is None:
+        return None
+    if not given.strip():
+        raise SimError(f"{flag} must name a file (got an empty string)")
+    path = Path(given)
+    if path.is_dir():
+        raise SimError(f"{flag} {path}: is a directory, expected a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".hems-twin-probe-{secrets.token_hex(6)}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as error:
+        raise SimError(f"{flag} {path}: cannot write there ({error.strerror or error})") from None
+    return path
+
+
+def _check(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
+    """Gate scenarios against a baseline file (:mod:`sim.gate`); exit 1 on a regression."""
+    replications = (
+        None
+        if args.replications is None
+        else _count_option(
+            "--replications", args.replications, 2, MAX_REPLICATIONS, " (a confidence interval needs at least 2)"
+        )
+    )
+    workers = None if args.workers is None else _count_option("--workers", args.workers, 1, MAX_WORKERS, "")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise SimError(f"--seed must be between 0 and {MAX_SEED} (got {args.seed})")
+    tolerances = gate.parse_tolerances(args.tolerance)
+    if not args.baseline.strip():
+        raise SimError("--baseline must name a file (got an empty string)")
+    baseline_path = Path(args.baseline)
+    if baseline_path.is_dir():
+        raise SimError(f"--baseline {baseline_path}: is a directory, expected a JSON file")
+    baseline = None
+    if not args.update_baseline or baseline_path.exists():
+        baseline = gate.read_baseline(baseline_path)
+    plans: list[gate.GatePlan] = []
+    for file in args.scenarios:
+        session.scenario_file = file
+        scenario = load(twin, file)
+        name = str(scenario.name)
+        if any(plan.name == name for plan in plans):
+            raise SimError(f"{file}: another file given is also scenario {name!r}; scenario names must differ")
+        stored = baseline.scenarios.get(name) if baseline is not None else None
+        count = replications or (stored.replications if stored is not None else gate.DEFAULT_REPLICATIONS)
+        plan = gate.plan_scenario(twin, scenario, file, root_seed=args.seed, replications=count)
+        for variant in plan.variants.values():
+            _refuse_if_too_big(twin, variant, file, args.force)
+        plans.append(plan)
+    gate.check_tolerance_names(tolerances, plans)
+    junit = _prepare_file("--junit", args.junit)
+    markdown = _prepare_file("--markdown", args.markdown)
+    session.scenario_file = None  # a crash from here on is in a run, which the message names
+    total = sum(plan.replications * len(plan.variants) for plan in plans)
+    biggest = max(
+        (variant for plan in plans for variant in plan.variants.values()),
+        key=lambda variant: getattr(_estimate(twin, variant), "memory_bytes", 0.0),
+    )
+    workers = _fitting_workers(twin, biggest, min(workers or default_workers(), total), args.force)
+    command = ["hems-twin", *(["--twin", args.twin] if args.twin else []), "check", *args.scenarios]
+    command += ["--baseline", args.baseline, *(["--update-baseline"] if args.update_baseline else [])]
+    session.command = shlex.join([*command, "--workers", "1"])  # one process: the failing run's own traceback
+    session.runs = (0, total)
+
+    def finished() -> None:
+        done, of = session.runs or (0, total)
+        session.runs = (done + 1, of)
+
+    try:
+        measured = gate.run_plans(twin, plans, workers=workers, on_run=finished)
+    except TaskError as error:  # a run raised: a crash, reported with the run it was
+        session.scenario_name, session.seed = error.scenario_name, error.seed
+        raise _Crash(error) from error
+    report = gate.compare(plans, measured, baseline, tolerances, updated=args.update_baseline)
+    for path, text in ((junit, gate.junit_xml(report)), (markdown, gate.markdown_summary(report))):
+        if path is not None:
+            try:
+                write_text_atomic(path, text)
+            except OSError as error:
+                raise SimError(f"cannot write {path} ({error.strerror or error})") from None
+    print(gate.summary_text(report))
+    if args.update_baseline:
+        gate.write_baseline(baseline_path, gate.updated_baseline(measured, baseline, tolerances))
+        print(f"wrote {baseline_path} ({len(measured)} scenario{'s' if len(measured) != 1 else ''} updated)")
+        return EXIT_OK
+    written = [str(path) for path in (junit, markdown) if path is not None]
+    if written:
+        print(f"wrote {' and '.join(written)}")
+    return EXIT_INVARIANT if report.failed else EXIT_OK
+
+
 def _list(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
     directory = _scenario_dir(twin, args.directory)
     paths = sorted(directory.glob("*.yaml"))
@@ -981,6 +1135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _table(twin, args, session)
         if args.command == "sweep":
             return _sweep(twin, args, session)
+        if args.command == "check":
+            return _check(twin, args, session)
         return _schema(twin)
     except KeyboardInterrupt:
         return _report_interrupt(session)
