@@ -61,7 +61,7 @@ import shutil
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -296,15 +296,49 @@ def summary_text(result: dict[str, Any]) -> str:
             end = fault["end"]
             span = f"{_fmt(fault['start'])}s" + (f" -> {_fmt(end)}s" if end not in (None, fault["start"]) else "")
             lines.append(f"  {fault['kind']:<14} {fault['target']:<22} {span}")
+    lines.extend(slo_lines(result))
     notes = _in_flight_notes(result)
     if notes:
         lines.append("\nin flight")
         lines.extend(notes)
+    if result.get("warnings"):
+        lines.append("\nwarnings")
+        lines.extend(f"  {warning}" for warning in result["warnings"])
     lines.append("\ninvariants")
     for invariant in result.get("invariants", []):
         mark = "held  " if invariant["held"] else "BROKEN"
         lines.append(f"  {mark} {invariant['name']}: {invariant['detail']}")
     return "\n".join(lines)
+
+
+def slo_lines(result: Mapping[str, Any]) -> list[str]:
+    """The run's SLOs: each one's SLI against its objective and the budget consumed, then
+    every alert rule with when it fired, its delay from the fault and the budget gone by then."""
+    slos: Mapping[str, Any] = result.get("slos") or {}
+    if not slos:
+        return []
+    lines = ["\nslos"]
+    for name, slo in slos.items():
+        lines.append(
+            f"  {name:<28} objective {_fmt(slo['objective'])}  sli {_fmt(slo['sli'])}  "
+            f"budget consumed {_percent(slo['budget_consumed'])}"
+        )
+        for rule, alert in slo["alerts"].items():
+            if alert["fired_at_s"] is None:
+                lines.append(f"    {rule:<12} never fired")
+                continue
+            delay = alert["detection_delay_s"]
+            after = "" if delay is None else f", {_fmt(delay)} s after the fault"
+            lines.append(
+                f"    {rule:<12} fired at {_fmt(alert['fired_at_s'])} s{after}, "
+                f"{_percent(alert['budget_consumed_at_fire'])} of the budget gone; "
+                f"{alert['firings']} firing(s), {_fmt(alert['firing_s'])} s in all"
+            )
+    return lines
+
+
+def _percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.3g} %"
 
 
 # -- what a command is doing, for the crash and interrupt messages ------------------------------
@@ -696,6 +730,10 @@ def _run(twin: Twin, args: argparse.Namespace, session: _Session) -> int:
         print(f"\nwrote {path}{replaced}")
     elif compared:
         print(comparison_text(result, scenario))
+        for name, variant in result["variants"].items():
+            slos = slo_lines(variant)
+            if slos:
+                print(f"{slos[0]} [{name}]", *slos[1:], sep="\n")
         print(f"\nwrote {path}{replaced}")
     else:
         print(summary_text(result))

@@ -85,6 +85,9 @@ def comparison_text(body: Mapping[str, Any], scenario: Experiment) -> str:
         for verdict in body["expectations"]:
             mark = "held  " if verdict["held"] else "FAILED"
             lines.append(f"  {mark} [{verdict['variant']}] {verdict['expect']}   ({verdict['detail']})")
+    for name, result in variants.items():
+        for warning in result.get("warnings", []):
+            lines.append(f"\nwarning [{name}] {warning}")
     broken = [n for n, r in variants.items() if not r.get("invariants_held", True)]
     if broken:
         lines.append(f"\ninvariants BROKEN in: {', '.join(broken)}")

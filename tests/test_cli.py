@@ -158,3 +158,29 @@ def test_bad_out_fails_before_running(small: Path, tmp_path: Path, capsys: pytes
     err = _errors(["run", str(small), "--out", str(blocker)], capsys)
     assert f"--out {blocker}: cannot create the output directory" in err
     assert "--out must name a directory" in _errors(["run", str(small), "--out", ""], capsys)
+
+
+def test_the_summary_reports_slos_and_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An SLO section (each rule fired or not), and a warning when IoT Core's publish limit refused commands."""
+    path = tmp_path / "busy.yaml"
+    path.write_text(
+        SMALL.replace("name: small", "name: busy").replace(
+            "dashboard_users: 20}", "dashboard_users: 20, commands_per_user_per_hour: 600}"
+        )
+        + "broker: {publish_limit_per_s: 1}\n"
+        + "slos:\n  - {name: availability, sli: {kind: availability, flow: api}, objective: 0.999}\n"
+    )
+    assert main(["run", str(path), "--seed", "3", "--out", str(tmp_path / "out")]) in (0, 1)
+    printed = capsys.readouterr().out
+    assert "\nslos\n  availability" in printed and "page-1h" in printed and "ticket-3d" in printed
+    assert "\nwarnings\n  IoT Core's per-connection publish limit (1/s) refused" in printed
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["warnings"] and result["flows"]["commands"]["publish_limit"]["publishes_refused"] > 0
+
+
+def test_the_summary_has_no_warnings_section_when_nothing_was_refused(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(small), "--seed", "3", "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "\nwarnings" not in printed and "\nslos" not in printed
