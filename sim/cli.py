@@ -984,7 +984,7 @@ def _add_check_parser(commands: Any) -> None:
         help="the CI gate: replicate scenarios and compare their SLOs with a baseline file; exit 1 on a regression",
         description="Run each scenario (every variant) on replications and compare each SLO's SLI and budget "
         "consumed with the baseline file, replication by replication on the same seeds. A metric regresses when "
-        "it is worse by more than its tolerance and the 95%% interval of the paired differences excludes zero "
+        "it is worse by more than its tolerance and the 95 % interval of the paired differences excludes zero "
         "on the worse side. A scenario without slos: is gated on the twin's default SLOs its traffic supports.",
         epilog="exit codes: 0 no regression (or the baseline was updated), 1 a regression, a baseline that does not "
         "match the scenarios (seeds, replications, changed scenario: update it) or broken invariants, 2 bad input",
