@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import resource
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,11 @@ def child(script: str, *args: str) -> dict[str, Any]:
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
+
+
+def median(values: list[float]) -> float:
+    """The median of paired runs' figures: what the benchmarks quote on a machine whose speed drifts."""
+    return float(statistics.median(values))
 
 
 def row(label: str, value: Any, target: str = "") -> str:

@@ -31,12 +31,11 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import sys
 import time
 from typing import Any
 
-from harness import child, peak_rss_mib, row, write
+from harness import child, median, peak_rss_mib, row, write
 
 SEED = 7
 TARGET_RATIO = 0.6
@@ -82,10 +81,6 @@ def measure(replications: int, workers: int, minutes: float, meters: int) -> dic
     }
 
 
-def _median(values: list[float]) -> float:
-    return float(statistics.median(values))
-
-
 def _report(replications: int, workers: int, minutes: float, meters: int, pairs: int) -> dict[str, Any]:
     """Serial and parallel in turn, ``pairs`` times; the ratio is the median of the pairs' ratios."""
     common = ["--replications", str(replications), "--minutes", str(minutes), "--meters", str(meters)]
@@ -97,9 +92,9 @@ def _report(replications: int, workers: int, minutes: float, meters: int, pairs:
     hashes = {run["body_sha256"] for run in serial + parallel}
     ratios = [p["wall_s"] / s["wall_s"] for s, p in zip(serial, parallel, strict=True)]
     run_ratios = [p["runs_wall_s"] / s["runs_wall_s"] for s, p in zip(serial, parallel, strict=True)]
-    ratio = _median(ratios)
+    ratio = median(ratios)
     verdict = "ok" if ratio <= TARGET_RATIO else "MISSED"
-    per_run = _median([s["runs_wall_s"] / replications for s in serial])
+    per_run = median([s["runs_wall_s"] / replications for s in serial])
     report: dict[str, Any] = {
         "benchmark": "replications",
         "replications": replications,
@@ -111,15 +106,15 @@ def _report(replications: int, workers: int, minutes: float, meters: int, pairs:
         "pairs": pairs,
         "serial_wall_s_each": [run["wall_s"] for run in serial],
         "parallel_wall_s_each": [run["wall_s"] for run in parallel],
-        "serial_wall_s": _median([run["wall_s"] for run in serial]),
-        "parallel_wall_s": _median([run["wall_s"] for run in parallel]),
-        "serial_runs_wall_s": _median([run["runs_wall_s"] for run in serial]),
-        "parallel_runs_wall_s": _median([run["runs_wall_s"] for run in parallel]),
-        "summary_wall_s": _median([run["summary_wall_s"] for run in serial + parallel]),
+        "serial_wall_s": median([run["wall_s"] for run in serial]),
+        "parallel_wall_s": median([run["wall_s"] for run in parallel]),
+        "serial_runs_wall_s": median([run["runs_wall_s"] for run in serial]),
+        "parallel_runs_wall_s": median([run["runs_wall_s"] for run in parallel]),
+        "summary_wall_s": median([run["summary_wall_s"] for run in serial + parallel]),
         "wall_s_per_run": per_run,
         "ratio_each_pair": ratios,
         "ratio_parallel_to_serial": ratio,
-        "runs_ratio_parallel_to_serial": _median(run_ratios),
+        "runs_ratio_parallel_to_serial": median(run_ratios),
         "bodies_identical": len(hashes) == 1,
         "invariants_held": all(run["invariants_held"] for run in serial + parallel),
         "target_ratio": TARGET_RATIO,

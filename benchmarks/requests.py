@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from typing import Any
 
-from harness import child, peak_rss_mib, row, write
+from harness import child, median, peak_rss_mib, row, write
 
 SEED = 7
 COMMANDS_PER_USER_PER_HOUR = 60.0
@@ -195,8 +194,19 @@ def run_chain(minutes: float, commands: int, queries: int) -> dict[str, Any]:
 # -- the parent: subprocesses, table, JSON ----------------------------------------------------
 
 
-def _median(values: list[float]) -> float:
-    return float(statistics.median(values))
+def _with_rates(run: dict[str, Any]) -> dict[str, Any]:
+    """A child's figures with its requests per wall second and events per request."""
+    run["requests_per_wall_s"] = run["requests"] / run["wall_s"]
+    run["events_per_request"] = run["events"] / max(1, run["requests"])
+    return run
+
+
+def _typical(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first run's simulated figures (the same in every run: same seed) with the runs' median timings."""
+    typical = dict(runs[0])
+    for key in ("wall_s", "requests_per_wall_s", "peak_rss_mib"):
+        typical[key] = median([run[key] for run in runs])
+    return typical
 
 
 def _report(minutes: float, users: int, skip_chain: bool, pairs: int) -> dict[str, Any]:
@@ -210,10 +220,7 @@ def _report(minutes: float, users: int, skip_chain: bool, pairs: int) -> dict[st
     twins: list[dict[str, Any]] = []
     chains: list[dict[str, Any]] = []
     for _ in range(1 if skip_chain else pairs):
-        twin = child(__file__, "twin", "--minutes", str(minutes), "--users", str(users))
-        twin["requests_per_wall_s"] = twin["requests"] / twin["wall_s"]
-        twin["events_per_request"] = twin["events"] / max(1, twin["requests"])
-        twins.append(twin)
+        twins.append(_with_rates(child(__file__, "twin", "--minutes", str(minutes), "--users", str(users))))
         if skip_chain:
             break
         chain = child(
@@ -222,16 +229,12 @@ def _report(minutes: float, users: int, skip_chain: bool, pairs: int) -> dict[st
             "--minutes",
             str(minutes),
             "--commands",
-            str(twin["command_requests"]),
+            str(twins[-1]["command_requests"]),
             "--queries",
-            str(twin["dashboard_requests"]),
+            str(twins[-1]["dashboard_requests"]),
         )
-        chain["requests_per_wall_s"] = chain["requests"] / chain["wall_s"]
-        chain["events_per_request"] = chain["events"] / max(1, chain["requests"])
-        chains.append(chain)
-    twin = dict(twins[0])  # the simulated figures are the same in every run (same seed)
-    for key in ("wall_s", "requests_per_wall_s", "peak_rss_mib"):
-        twin[key] = _median([run[key] for run in twins])
+        chains.append(_with_rates(chain))
+    twin = _typical(twins)
     report: dict[str, Any] = {
         "benchmark": "requests",
         "minutes": minutes,
@@ -256,11 +259,9 @@ def _report(minutes: float, users: int, skip_chain: bool, pairs: int) -> dict[st
         row("peak RSS MiB", twin["peak_rss_mib"]),
     ]
     if chains:
-        chain = dict(chains[0])
-        for key in ("wall_s", "requests_per_wall_s", "peak_rss_mib"):
-            chain[key] = _median([run[key] for run in chains])
+        chain = _typical(chains)
         ratios = [t["requests_per_wall_s"] / c["requests_per_wall_s"] for t, c in zip(twins, chains, strict=True)]
-        ratio = _median(ratios)
+        ratio = median(ratios)
         report["chain"] = chain
         report["chain_wall_s_each"] = [run["wall_s"] for run in chains]
         report["ratio_each_pair"] = ratios

@@ -214,13 +214,11 @@ class KeyedRateLimiter:
         else:
             buckets.move_to_end(key)
         allowed = bucket.try_take(now, n)
-        rate, burst = bucket._rate, bucket._burst
+        burst = bucket._burst
         while buckets:
             oldest_key = next(iter(buckets))
-            oldest = buckets[oldest_key]
             # is_full(now), read without refilling: a bucket that stays is refilled when next used
-            tokens, stamp = oldest._tokens, oldest._stamp
-            if tokens < burst and (stamp is None or tokens + (now - stamp) * rate < burst):
+            if buckets[oldest_key]._level(now) < burst:
                 break
             del buckets[oldest_key]
         return allowed
