@@ -288,8 +288,13 @@ class FaultTimeline:
         self.kernel = kernel
         self.context = FaultContext(kernel, dict(components or {}))
         self.log: list[dict[str, Any]] = []
+        start = kernel.now
         for fault in faults:
-            kernel.call_later(fault.at, self._start, fault)
+            if fault.at < start:
+                raise ModelDefinitionError(
+                    f"a {fault.kind!r} fault at {fault.at:g}s is before the clock starts ({start:g}s)"
+                )
+            kernel.call_later(fault.at - start, self._start, fault)
 
     def _start(self, fault: Fault) -> None:
         undo = fault.start(self.context)

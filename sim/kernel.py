@@ -58,10 +58,17 @@ class Kernel:
         links: Mapping[str, Distribution] | None = None,
         metrics_interval: float = 60.0,
         keep_spans: int = 0,
+        start: float = 0.0,
     ) -> None:
+        """``start``: the clock's first reading. A model whose early history is computed in
+        aggregate (months of backups before the hours that matter) starts the detailed world
+        there, so that nothing periodic runs through the months before it."""
         from sim.driver import Driver  # the driver needs the kernel; import late to keep one direction
 
-        self.env = simpy.Environment()
+        if not (start >= 0.0 and start != float("inf")):
+            raise ValueError(f"the clock must start at a finite time >= 0 (got {start})")
+        self.start = start
+        self.env = simpy.Environment(initial_time=start)
         self._event_ids_read = 0
         self.running = False  # inside run(): work started now can start at once, without an event
         self.streams = RandomStreams(seed)

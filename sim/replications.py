@@ -16,8 +16,11 @@ same draws, and its interval is usually far narrower than either variant's own.
 
 Intervals (:mod:`sim.stats`).  Counts, means and rates get a Student-t interval; tail
 figures (``p50``, ``p95``, ``p99``, ``max`` of a distribution), whose spread over seeds is
-skewed, get a seeded BCa bootstrap interval of the same mean; differences get a t-interval
-on the per-replication differences.  Each figure says which method it used.
+skewed, get a seeded BCa bootstrap interval of the same mean; indicators (a figure named
+``..._within_claim``: 1 when a claim held on that run) get a Wilson interval of the share of
+runs on which it held; differences get a t-interval on the per-replication differences.  Each
+figure says which method it used, and how its values spread over the replications (min,
+median, p95, max).
 
 Steady state.  The result's per-interval series (``timeseries``) start from an empty
 system; each replication's series is truncated where MSER-5 puts the end of the warm-up,
@@ -45,7 +48,17 @@ import numpy as np
 from sim.errors import SimError
 from sim.executors import RunTask, execute
 from sim.expectations import evaluate, value_at
-from sim.stats import BOOTSTRAP_RESAMPLES, MSER_BATCH, Interval, bootstrap_ci, mean_ci, mser5, paired_difference_ci
+from sim.stats import (
+    BOOTSTRAP_RESAMPLES,
+    MSER_BATCH,
+    Interval,
+    bootstrap_ci,
+    mean_ci,
+    mser5,
+    paired_difference_ci,
+    proportion_ci,
+    spread,
+)
 from sim.variants import Experiment, expectations_of, variant_scenarios
 
 if TYPE_CHECKING:
@@ -56,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AS_WRITTEN",
     "CONFIDENCE",
+    "INDICATOR_SUFFIX",
     "MAX_REPLICATIONS",
     "PERCENTILE_KEYS",
     "Replications",
@@ -74,6 +88,9 @@ AS_WRITTEN = "as-written"
 """The variant name of a scenario that declares no variants."""
 PERCENTILE_KEYS = frozenset({"p50", "p95", "p99", "max"})
 """Figures whose last key is one of these are order statistics: bootstrap intervals."""
+INDICATOR_SUFFIX = "_within_claim"
+"""Figures whose last key ends so are indicators (1 when a claim held on that run, else 0): their
+mean over replications is the probability that the claim holds, with a Wilson interval."""
 
 SEEDING = (
     "numpy.random.SeedSequence(root_seed).spawn(count): replication i runs on its child's first "
@@ -87,6 +104,10 @@ METHODS = {
         "resamples, seeded); used for percentiles and maxima, whose spread over seeds is skewed"
     ),
     "paired-t": "Student t interval of the per-replication differences to the first variant (same seeds)",
+    "wilson": (
+        f"Wilson score interval of a proportion; used for indicators (figures ending in {INDICATOR_SUFFIX!r}, "
+        "1 when a claim held): the probability that the claim holds"
+    ),
 }
 STEADY_STATE_METHOD = (
     f"MSER-5: each replication's series averaged in batches of {MSER_BATCH}; truncated at the batch d "
@@ -171,6 +192,9 @@ def _present(values: Sequence[float | None]) -> list[float]:
 
 
 def _interval(path: str, values: Sequence[float | None], seed: int, confidence: float) -> Interval:
+    present = _present(values)
+    if path.endswith(INDICATOR_SUFFIX) and all(v in (0, 1) for v in present):
+        return proportion_ci(present, confidence)
     if path.rsplit(".", 1)[-1] in PERCENTILE_KEYS:
         return bootstrap_ci(_present(values), np.mean, confidence, seed)
     return mean_ci(_present(values), confidence)
@@ -371,7 +395,11 @@ def _body(
         metrics = {}
         for path in paths:
             interval = _interval(path, values[name][path], _bootstrap_seed(root_seed, name, path), confidence)
-            metrics[path] = {"values": values[name][path], **interval.as_dict()}
+            metrics[path] = {
+                "values": values[name][path],
+                **interval.as_dict(),
+                "spread": spread(_present(values[name][path])),
+            }
         entry: dict[str, Any] = {"metrics": metrics}
         if name != first:
             entry["difference_from_first"] = {

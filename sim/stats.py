@@ -39,6 +39,8 @@ __all__ = [
     "mean_ci",
     "mser5",
     "paired_difference_ci",
+    "proportion_ci",
+    "spread",
 ]
 
 BOOTSTRAP_RESAMPLES = 9999
@@ -55,7 +57,8 @@ class Interval:
     ``low`` and ``high`` are None when there is no interval to give (fewer than two values);
     ``estimate`` is None when there are no values at all.  ``method`` says how it was made:
     ``t`` (Student t on the values), ``bootstrap`` (BCa bootstrap of the mean),
-    ``paired-t`` (Student t on paired differences).
+    ``paired-t`` (Student t on paired differences), ``wilson`` (Wilson score interval of a
+    proportion).
     """
 
     estimate: float | None
@@ -143,6 +146,46 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
     """
     _check_confidence(confidence)
     return _t_interval(_checked(values, "mean_ci"), "t", confidence)
+
+
+def proportion_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """The share of ``values`` that are 1 (each must be 0 or 1), with its Wilson score interval.
+
+    Why not the t interval: a claim that held on 20 of 20 seeds has a t interval of zero width,
+    as if certain; Wilson's interval (E. B. Wilson, 1927) stays inside [0, 1], keeps its
+    coverage near 0 and 1, and for 20 of 20 at 95 % says "at least 0.84".
+    """
+    _check_confidence(confidence)
+    data = _checked(values, "proportion_ci")
+    if not bool(np.all((data == 0.0) | (data == 1.0))):
+        raise ValueError("proportion_ci: every value must be 0 or 1")
+    n = len(data)
+    if n == 0:
+        return Interval(None, None, None, 0, "wilson", confidence)
+    from scipy import stats as scipy_stats  # here, not at the top: importing it takes most of a second
+
+    share = float(np.mean(data))
+    z = float(scipy_stats.norm.ppf(0.5 + confidence / 2.0))
+    denominator = 1.0 + z * z / n
+    centre = (share + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(share * (1.0 - share) / n + z * z / (4 * n * n)) / denominator
+    return Interval(share, max(0.0, centre - half), min(1.0, centre + half), n, "wilson", confidence)
+
+
+def spread(values: Sequence[float]) -> dict[str, float | None]:
+    """How ``values`` are spread over replications: ``min``, ``p50``, ``p95`` and ``max``.
+
+    Percentiles are numpy's default (linear between order statistics); None without values.
+    """
+    data = _checked(values, "spread")
+    if not len(data):
+        return dict.fromkeys(("min", "p50", "p95", "max"))
+    return {
+        "min": float(np.min(data)),
+        "p50": float(np.percentile(data, 50)),
+        "p95": float(np.percentile(data, 95)),
+        "max": float(np.max(data)),
+    }
 
 
 def bootstrap_ci(

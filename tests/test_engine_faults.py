@@ -389,3 +389,16 @@ def test_error_rate_window_does_not_shift_later_service_times():
         return [r["t"] for r in records[5000:]]  # requests after the window
 
     assert completion_times(True) == completion_times(False)
+
+
+def test_a_kernel_started_late_runs_faults_at_their_absolute_times():
+    kernel = Kernel(0, start=1000.0)
+    producer = Producer(kernel)
+    assert kernel.now == 1000.0
+    FaultTimeline(kernel, faults({"kind": "burst", "target": "meters", "at": 1010}), {"meters": producer})
+    kernel.run(until=1020.0)
+    assert [when for when, _ in producer.injected] == [1010.0]
+    with pytest.raises(ModelDefinitionError, match="before the clock starts"):
+        FaultTimeline(kernel, faults({"kind": "burst", "target": "meters", "at": 5}), {"meters": producer})
+    with pytest.raises(ValueError, match="finite time"):
+        Kernel(0, start=-1.0)

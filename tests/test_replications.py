@@ -132,7 +132,7 @@ def test_each_figure_has_its_values_mean_and_interval(serial: Replications) -> N
     )
     p99 = body["variants"]["as-designed"]["metrics"]["commands.latency_s.p99"]
     assert p99["method"] == "bootstrap" and body["variants"]["as-designed"]["metrics"]["sensor.stored"]["method"] == "t"
-    assert set(body["replications"]["methods"]) == {"t", "bootstrap", "paired-t"}
+    assert set(body["replications"]["methods"]) == {"t", "bootstrap", "paired-t", "wilson"}
     assert body["replications"]["count"] == N and body["replications"]["root_seed"] == ROOT_SEED
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from sim.stats import Interval, bootstrap_ci, mean_ci, mser5, paired_difference_ci
+from sim.stats import Interval, bootstrap_ci, mean_ci, mser5, paired_difference_ci, proportion_ci, spread
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 samples = st.lists(finite, min_size=2, max_size=40)
@@ -193,3 +193,23 @@ def test_mser5_truncates_at_a_batch_boundary_in_the_first_half(series: list[floa
     assert warmup.truncation % 5 == 0 and warmup.truncation <= (len(series) // 5) // 2 * 5
     assert warmup.kept == len(series) - warmup.truncation
     assert warmup.mean == pytest.approx(float(np.mean(series[warmup.truncation :])), abs=1e-6)
+
+
+def test_proportion_ci_is_wilsons_score_interval() -> None:
+    # Hand-worked: 20 of 20 at 95 % (z = 1.959964): centre (1 + z^2/40) / (1 + z^2/20),
+    # half z * sqrt(z^2/1600) / (1 + z^2/20); the lower bound is 20 / (20 + z^2) = 0.8389.
+    interval = proportion_ci([1.0] * 20)
+    assert interval.method == "wilson" and interval.estimate == 1.0
+    assert interval.low == pytest.approx(20 / (20 + 1.959964**2), abs=1e-6) and interval.high == 1.0
+    # 5 of 10: symmetric around one half, inside [0, 1], wider than nothing
+    half = proportion_ci([1.0] * 5 + [0.0] * 5)
+    assert half.estimate == 0.5 and half.low == pytest.approx(1 - half.high) and 0.18 < half.low < 0.24
+    assert proportion_ci([]).estimate is None
+    with pytest.raises(ValueError, match="0 or 1"):
+        proportion_ci([0.5, 1.0])
+
+
+def test_spread_gives_min_median_p95_and_max() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert spread(values) == {"min": 1.0, "p50": 10.5, "p95": pytest.approx(19.05), "max": 20.0}
+    assert spread([]) == {"min": None, "p50": None, "p95": None, "max": None}
