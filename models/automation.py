@@ -9,6 +9,7 @@ how they were answered.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from models.config import AutomationConfig
@@ -39,7 +40,10 @@ class ScheduledAutomation:
         env = self.kernel.env
         config = self.config
         gap = config.spread / config.devices
-        yield env.timeout(config.first_at)
+        first = config.first_at
+        if first < env.now:  # a clock started late (a long horizon): the schedule's next run from now
+            first += math.ceil((env.now - first) / config.every) * config.every
+        yield env.timeout(first - env.now)
         while True:
             started = env.now
             for index in range(config.devices):

@@ -17,8 +17,9 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_v
 
 from models.faults import FAULT_KINDS
 from models.policies import AwsRetryQuota, BreakerSettings, GrpcRetryThrottle, RetryBudget, RetryLimiter, RetryPolicy
+from models.recovery.config import DurabilityConfig
 from models.slo import SloList
-from sim.distributions import Distribution, constant
+from sim.distributions import Distribution, Uniform, constant
 from sim.durations import Duration, Offset
 from sim.faults import Fault, fault_union
 from sim.spec import Spec, probabilities
@@ -202,6 +203,45 @@ class PostgresConfig(_Config):
     duplicate_window: Duration = Field(
         default=600.0, description="how far back the twin remembers reading keys to detect duplicate rows"
     )
+    WAL_BYTES_PER_ROW: ClassVar[dict[str, float]] = {
+        # WAL per row = one heap-insert record (24 B header + block reference + tuple header + data)
+        # + one btree-insert record per index (~70 B each) + the commit record shared by the batch.
+        "readings": 300.0,  # ~100 B of data + ~50 B record overhead + TimescaleDB's 2 default indexes (~140 B)
+        "anomalies": 350.0,  # a readings row plus the reason text, 2 indexes
+        "device_commands": 500.0,  # ~200 B (uuids, status, timestamps) + 3 indexes (pkey, idempotency key, pending)
+        "users": 600.0,  # ~300 B (email, bcrypt hash, profile) + 2 indexes (pkey, unique email)
+    }
+    """Defaults of ``wal_bytes_per_row``: the twin's tables, and ``users`` for aggregate flows."""
+
+    wal_bytes_per_row: dict[
+        Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")], Annotated[float, Field(gt=0, le=1e9)]
+    ] = Field(
+        default_factory=lambda: dict(PostgresConfig.WAL_BYTES_PER_ROW),
+        max_length=100,
+        description="WAL written per row committed, by table (heap record + one entry per index + record "
+        "headers); a table the file leaves out keeps its default",
+    )
+    replay_rate: float = Field(
+        default=50e6,
+        gt=0,
+        le=1e11,
+        description="bytes of WAL a replica's startup process replays per second (single-threaded): while "
+        "the primary writes less, a replica's lag is the shipping delay (replication_lag); above it, a backlog",
+    )
+    max_replica_lag: Duration | None = Field(
+        default=None,
+        description="bounded staleness, as pgpool-II's delay_threshold_by_time: the analytics engine sends "
+        "no query to a replica whose replay lag, checked every lag_check_every, exceeds this; to the primary "
+        "when every replica does; none as designed",
+    )
+    lag_check_every: Duration = Field(
+        default=10.0, description="how often the replay lag is checked for max_replica_lag (pgpool-II sr_check_period)"
+    )
+
+    @field_validator("wal_bytes_per_row")
+    @classmethod
+    def _every_table_has_a_figure(cls, value: dict[str, float]) -> dict[str, float]:
+        return {**cls.WAL_BYTES_PER_ROW, **value}
 
 
 class RedisConfig(_Config):
@@ -216,6 +256,60 @@ class RedisConfig(_Config):
     require_full_coverage: bool = Field(
         default=True, description="cluster-require-full-coverage: refuse every query while a slot has no master"
     )
+    failover: Literal["constant", "cluster"] = Field(
+        default="constant",
+        description="constant: a replica serves failover_time after its master crashes; cluster: the cluster-spec "
+        "timing (node_timeout, FAIL by a majority, 500 ms + random 500 ms + rank x 1 s, election), and no failover "
+        "at all without a majority of masters alive",
+    )
+    node_timeout: Duration = Field(default=15.0, description="cluster-node-timeout (failover: cluster)")
+    failure_detection: Distribution = Field(
+        default_factory=lambda: Uniform(low=0.0, high=2.0),
+        description="after node_timeout, until a majority of masters flags the master FAIL (failover: cluster)",
+    )
+    election_time: Distribution = Field(
+        default=constant("10ms"), description="the replica's election, once its delay has passed (failover: cluster)"
+    )
+    replica_lag: Distribution = Field(
+        default=constant("1ms"),
+        description="asynchronous replication lag of each master's replica, drawn at a crash: the master's writes "
+        "within it are lost when the replica is promoted",
+    )
+    persistence: Literal["rdb", "aof"] = Field(
+        default="rdb", description="what every node reloads after a crash of the whole cluster (the review: rdb)"
+    )
+    rdb_every: Duration = Field(default=21600.0, description="RDB snapshot period (the review: every 6 h)")
+    rdb_phase: Offset | None = Field(
+        default=None,
+        description="when in the period snapshots start (a snapshot at rdb_phase + k x rdb_every); null: the "
+        "server started at an unknown time, a uniform random phase in [0, rdb_every) from the run's own stream",
+    )
+    rdb_duration: Duration = Field(
+        default=30.0, description="a BGSAVE's duration: a snapshot counts once written, as of its start"
+    )
+    aof_fsync_stall: Distribution = Field(
+        default=constant(0.0),
+        description="appendfsync everysec: how late the last fsync is at a crash (a slow disk); Redis caps the "
+        "loss at 2 s",
+    )
+    session_refresh: Duration = Field(
+        default=900.0,
+        description="a user's session key is written at login and rewritten at each token refresh, this often",
+    )
+    rebuild_from_postgres: bool = Field(
+        default=False,
+        description="countermeasure: after a crash, a warm-up job rewrites the lost device-state keys from "
+        "PostgreSQL's latest rows at rebuild_rate, instead of waiting for each device's next report",
+    )
+    rebuild_rate: float = Field(default=500.0, gt=0, le=MAX_RATE, description="keys per second the warm-up writes")
+
+    @model_validator(mode="after")
+    def _rdb_schedule(self) -> RedisConfig:
+        if not self.rdb_duration < self.rdb_every:
+            raise ValueError(f"rdb_duration ({self.rdb_duration}s) must be shorter than rdb_every ({self.rdb_every}s)")
+        if self.rdb_phase is not None and not self.rdb_phase < self.rdb_every:
+            raise ValueError(f"rdb_phase ({self.rdb_phase}s) must be below rdb_every ({self.rdb_every}s)")
+        return self
 
 
 class BreakerConfig(_Config):
@@ -643,6 +737,11 @@ class Scenario(_Config, Experiment):
         "command_success or freshness), an objective and a window, with burn-rate alerts (the SRE Workbook's by "
         "default); 'review' stands for the review's five (99.9 % API availability, p95 < 200 ms, p99 < 1 s, "
         "99 % of commands within 5 s, 99 % of readings within 60 s); none unless set",
+    )
+    durability: DurabilityConfig | None = Field(
+        default=None,
+        description="backups, WAL archiving, restore, the checks of finding C4 and disaster recovery "
+        "(RPO and RTO measured at disk_loss and region_outage faults); none unless set",
     )
     timeouts: Literal["as-designed", "review"] = Field(
         default="as-designed",

@@ -71,7 +71,7 @@ class MeterFleet:
         self._poison_rng = kernel.streams.stream(f"{METERS}/poison")  # poison never shifts the readings' draws
         n = config.meters
         period = config.report_every
-        self.next_emit = rng.uniform(0.0, period, n)
+        self.next_emit = kernel.now + rng.uniform(0.0, period, n)  # phases from the clock's start
         self.base_power = rng.uniform(150.0, 3000.0, n)
         versions = sorted(config.schema_versions)
         shares = probabilities([config.schema_versions[v] for v in versions], "fleet.schema_versions")

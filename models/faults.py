@@ -11,6 +11,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
+from models.recovery.faults import DURABILITY_FAULTS
+from models.replication import WriteBurst
 from sim.errors import ModelDefinitionError
 from sim.faults import GENERIC_FAULTS, Fault, FaultContext, LastingFault, Undo
 
@@ -63,5 +65,5 @@ class Flood(LastingFault):
         return source.flood(self.device, self.rate, self.users)
 
 
-FAULT_KINDS: tuple[type[Fault], ...] = (*GENERIC_FAULTS, Poison, Flood)
+FAULT_KINDS: tuple[type[Fault], ...] = (*GENERIC_FAULTS, Poison, Flood, WriteBurst, *DURABILITY_FAULTS)
 """Every fault kind a smart-home scenario may use."""

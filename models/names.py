@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "ANALYTICS",
+    "ANALYTICS_STALENESS",
     "ANOMALIES_TABLE",
     "API_GATEWAY",
     "APP_RESPONSE",
@@ -42,6 +43,7 @@ __all__ = [
     "READING_COPIES",
     "READING_END_TO_END",
     "REDIS",
+    "REPLICA_REPLAY_LAG",
     "STREAM_ITERATOR_AGE",
     "STREAM_MAX_ITERATOR_AGE",
     "SYNTHETIC_MONITOR",
@@ -109,6 +111,8 @@ COMMAND_INTENTS = "commands.intents"
 COMMAND_REQUESTS = "commands.requests"
 COMMAND_SUCCEEDED = "commands.succeeded"
 DLQ_MESSAGES = "dlq.messages"
+REPLICA_REPLAY_LAG = "postgres.replica_replay_lag_s"
+ANALYTICS_STALENESS = "analytics.staleness_s"
 
 METRICS: tuple[tuple[str, str, str, str], ...] = (
     # (name, kind, unit, meaning); kinds: counter, histogram, sum (per interval), max (per interval)
@@ -129,6 +133,18 @@ METRICS: tuple[tuple[str, str, str, str], ...] = (
         "sum",
         "messages",
         "messages put in the dead letter queue per interval (the running total is its depth)",
+    ),
+    (
+        REPLICA_REPLAY_LAG,
+        "max",
+        "s",
+        "largest replay lag per interval, any replica: from a commit on the primary to its replay (at the replay)",
+    ),
+    (
+        ANALYTICS_STALENESS,
+        "max",
+        "s",
+        "staleness of the data in the oldest energy report the analytics engine answered per interval",
     ),
 )
 """Every metric the twin records, declared to the engine when the twin is built."""

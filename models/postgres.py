@@ -2,8 +2,16 @@
 
 The primary takes writes: the ``device_commands`` table (``pending`` / ``sent`` /
 ``failed``, with an optional unique ``idempotency_key``) and the ``readings`` hypertable.
-Replicas answer reads only, ``replication_lag`` behind the primary.  Connections are the
-actor's concurrency limit.
+Replicas answer reads only, as of the WAL they have replayed (:mod:`models.replication`):
+a read on a lagging replica misses the rows committed since, and says how many and how
+stale it is.  Connections are the actor's concurrency limit.
+
+Every committed write (readings and anomalies batches, ``device_commands`` inserts and
+updates, a :class:`~models.replication.WriteBurst`) is one commit of ``rows x
+wal_bytes_per_row[table]`` bytes of WAL: the replicas replay it, and the
+:attr:`Database.listeners` (archiving, the ledger of what was committed) hear
+``(table, time, rows, wal_bytes)``.  With no replica and no listener a write pays nothing
+for it.
 
 Readings are millions, so the hypertable keeps aggregates -- row counts, per-device energy
 totals -- plus a bounded window of recent ``(device_id, time)`` keys.  That window is the
@@ -14,22 +22,37 @@ index it lets the twin count the duplicate rows the system silently stores.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.config import PostgresConfig
-from models.names import ANOMALIES_TABLE, COMMANDS_TABLE, READING_END_TO_END, READINGS_STORED, READINGS_TABLE
+from models.names import (
+    ANOMALIES_TABLE,
+    COMMANDS_TABLE,
+    READING_END_TO_END,
+    READINGS_STORED,
+    READINGS_TABLE,
+    REPLICA_REPLAY_LAG,
+)
 from models.ops import BulkInsert, Insert, Select, Update
 from models.readings import DEVICE_ID, POWER_WATTS, TIME, VOLTAGE
+from models.replication import RecentRows, ReplayStream
 from sim.actor import Actor
+from sim.errors import ModelDefinitionError
+from sim.faults import Undo
+from sim.metrics import Histogram
 from sim.ops import Operation, Rejected
 
 if TYPE_CHECKING:
     from sim.kernel import Kernel
 
-__all__ = ["Database", "Postgres", "RecentKeys"]
+__all__ = ["CommitListener", "Database", "Postgres", "RecentKeys"]
+
+CommitListener = Callable[[str, float, int, float], None]
+"""Told of every committed write: ``(table, commit time, rows, WAL bytes)``."""
 
 
 class RecentKeys:
@@ -173,6 +196,50 @@ class Database:
         self.anomalous_intervals: set[tuple[int, float]] = set()  # (device_id, time) flagged in the period
         self.hours_per_reading = report_every / 3600.0
         self.recent = RecentKeys(config.duplicate_window, devices)
+        self.wal_bytes_per_row: dict[str, float] = dict(config.wal_bytes_per_row)
+        self.listeners: list[CommitListener] = []
+        self.replicas: list[Postgres] = []  # the replicas replaying this database's WAL
+        self.commits = 0  # commits numbered so far (only while a replica or a listener follows)
+        self.recent_rows: RecentRows | None = None  # readings rows some replica has not replayed
+        self.burst_rows: dict[str, int] = {}  # rows written by write bursts, by table
+
+    def follow(self, replica: Postgres) -> None:
+        """``replica`` replays every commit from now on."""
+        self.replicas.append(replica)
+        if self.recent_rows is None:
+            self.recent_rows = RecentRows()
+
+    def commit(self, table: str, time: float, rows: int) -> int:
+        """A write of ``rows`` rows of ``table`` committed at ``time``: its number (0 when
+        nobody follows the WAL: then nothing is computed at all)."""
+        if not (self.replicas or self.listeners):
+            return 0
+        return self.commit_wal(table, time, rows, rows * self.wal_bytes_per_row[table])
+
+    def commit_wal(self, table: str, time: float, rows: int, wal_bytes: float) -> int:
+        """A commit whose WAL size is given: replicas replay it, listeners hear of it; its number."""
+        if not (self.replicas or self.listeners):
+            return 0
+        self.commits += 1
+        number = self.commits
+        for replica in self.replicas:
+            replica.replicate(number, time, wal_bytes)
+        for listener in self.listeners:
+            listener(table, time, rows, wal_bytes)
+        return number
+
+    def keep_unreplayed(self, number: int, time: float, devices: np.ndarray, energy: np.ndarray) -> None:
+        """Remember commit ``number``'s readings rows until every replica has replayed them."""
+        recent = self.recent_rows
+        if recent is None or not number:
+            return
+        recent.append(number, devices, energy)
+        oldest = self.commits + 1
+        for replica in self.replicas:
+            pending = replica.oldest_pending(time)
+            if pending is not None and pending < oldest:
+                oldest = pending
+        recent.trim(oldest)
 
 
 class Postgres(Actor):
@@ -199,6 +266,16 @@ class Postgres(Actor):
         self._lag = kernel.sampler(config.replication_lag, f"{name}/lag")
         self._e2e = kernel.metrics.histogram(READING_END_TO_END)
         self._stored_series = kernel.metrics.timeseries(READINGS_STORED)
+        self.reads = 0  # energy_summary queries answered
+        self.reads_missing_rows = 0  # ... that lacked rows the primary had committed
+        self.rows_missed = 0  # ... the rows they lacked, all together
+        self._read_staleness = Histogram()
+        self.replay: ReplayStream | None = None
+        if role != "primary":
+            self.replay = ReplayStream(config.replay_rate, self._lag)
+            self._replay_lags = Histogram()  # per commit: from commit to replayed here
+            self._replay_lag_series = kernel.metrics.timeseries(REPLICA_REPLAY_LAG)
+            database.follow(self)
 
     def service_time(self, op: Operation) -> float:
         match op:
@@ -224,6 +301,59 @@ class Postgres(Actor):
             case _:
                 raise Rejected("unsupported", f"{self.name} does not handle {op.name}")
 
+    # -- replication -------------------------------------------------------------------------
+    def replicate(self, number: int, time: float, wal_bytes: float) -> None:
+        """The primary committed commit ``number``: ship and replay it (a replica)."""
+        replay = self.replay
+        if replay is None:
+            raise ModelDefinitionError(f"{self.name} is the primary: it replicates from no one")
+        replayed = replay.commit(number, time, wal_bytes)
+        lag = replayed - time
+        self._replay_lags.add(lag)
+        self._replay_lag_series.add(replayed, lag)
+
+    def oldest_pending(self, now: float) -> int | None:
+        """The oldest commit this replica has not replayed at ``now`` (None: none, or the primary)."""
+        return None if self.replay is None else self.replay.oldest_pending(now)
+
+    def staleness(self, now: float) -> float:
+        """How old this server's data is at ``now`` (0 for the primary and a caught-up replica)."""
+        return 0.0 if self.replay is None else self.replay.staleness(now)
+
+    def write_burst(self, table: str, rows_per_s: float | None, bytes_per_s: float | None, every: float) -> Undo:
+        """Commit a chunk of ``table`` rows every ``every`` seconds, from now until undone
+        (:class:`~models.replication.WriteBurst`); each chunk is committed when it starts, and
+        not at all while this server is down."""
+        if self.role != "primary":
+            raise ModelDefinitionError(f"a write burst targets {self.name}, a read replica")
+        per_row = self.db.wal_bytes_per_row.get(table)
+        if per_row is None:
+            known = ", ".join(sorted(self.db.wal_bytes_per_row))
+            raise ModelDefinitionError(f"a write burst writes {table!r}, which has no WAL figure (known: {known})")
+        rows_per_chunk = (rows_per_s if rows_per_s is not None else (bytes_per_s or 0.0) / per_row) * every
+        wal_per_chunk = (bytes_per_s if bytes_per_s is not None else (rows_per_s or 0.0) * per_row) * every
+        kernel, db = self.kernel, self.db
+        db.burst_rows.setdefault(table, 0)
+        state = {"on": 1.0, "carry": 0.0}  # whole rows per chunk; the fraction carried to the next
+
+        def chunk() -> None:
+            if not state["on"]:
+                return
+            if self.up:
+                carry = state["carry"] + rows_per_chunk
+                rows = int(carry)
+                state["carry"] = carry - rows
+                db.burst_rows[table] += rows
+                db.commit_wal(table, kernel.now, rows, wal_per_chunk)
+            kernel.call_later(every, chunk)
+
+        chunk()
+
+        def stop() -> None:
+            state["on"] = 0.0
+
+        return stop
+
     # -- device_commands -------------------------------------------------------------------
     def _insert(self, op: Insert) -> dict[str, Any]:
         db = self.db
@@ -240,6 +370,7 @@ class Postgres(Actor):
             db.by_key[key] = row["id"]
         if row["status"] == "pending":
             db.pending[row["id"]] = None
+        db.commit(COMMANDS_TABLE, self.kernel.now, 1)
         return {"id": row["id"], "created": True, "status": row["status"]}
 
     def _update(self, op: Update) -> int:
@@ -249,6 +380,7 @@ class Postgres(Actor):
         row.update(op.changes)
         if row["status"] != "pending":
             self.db.pending.pop(op.row_id, None)
+        self.db.commit(COMMANDS_TABLE, self.kernel.now, 1)
         return 1
 
     def _select(self, op: Select) -> Any:
@@ -264,14 +396,37 @@ class Postgres(Actor):
                     break
             return [dict(db.commands[i]) for i in ids]
         if op.query == "energy_summary":
-            device = op.params["device_id"]
-            lag = self._lag() if self.role != "primary" else 0.0
-            return {
-                "energy_kwh": float(db.energy_wh[device]) / 1000.0 if device < len(db.energy_wh) else 0.0,
-                "readings": int(db.reading_count[device]) if device < len(db.reading_count) else 0,
-                "staleness_s": lag,
-            }
+            return self._energy_summary(op.params["device_id"])
         raise Rejected("undefined_query", op.query)
+
+    def _energy_summary(self, device: int) -> dict[str, Any]:
+        """A device's energy total and reading count as of this server's replay position."""
+        db = self.db
+        now = self.kernel.now
+        known = device < db.energy_wh.size
+        energy = float(db.energy_wh[device]) if known else 0.0
+        count = int(db.reading_count[device]) if known else 0
+        missed, as_of = 0, now
+        if self.replay is not None:
+            replayed, as_of = self.replay.position(now)
+            if db.recent_rows is not None and known:
+                missed, missed_energy = db.recent_rows.missed(device, replayed)
+                if missed:
+                    energy -= missed_energy
+                    count -= missed
+        staleness = now - as_of
+        self.reads += 1
+        self._read_staleness.add(staleness)
+        if missed:
+            self.reads_missing_rows += 1
+            self.rows_missed += missed
+        return {
+            "energy_kwh": energy / 1000.0,
+            "readings": count,
+            "staleness_s": staleness,
+            "as_of_s": as_of,
+            "rows_missed": missed,
+        }
 
     # -- readings --------------------------------------------------------------------------
     def _bulk_insert(self, op: BulkInsert) -> dict[str, Any]:
@@ -279,6 +434,8 @@ class Postgres(Actor):
         if op.table == ANOMALIES_TABLE:
             db.anomalies += len(op.rows)
             db.anomalous_intervals.update((r[DEVICE_ID], r[TIME]) for r in op.rows if r[TIME] < db.bill_until)
+            if op.rows:
+                db.commit(ANOMALIES_TABLE, self.kernel.now, len(op.rows))
             return {"inserted": len(op.rows), "conflicts": []}
         if op.table != READINGS_TABLE:
             raise Rejected("undefined_table", op.table)
@@ -315,6 +472,8 @@ class Postgres(Actor):
         if late.any():  # only near the end of the run
             np.add.at(db.late_energy_wh, devices[late], energy[late])
             np.add.at(db.late_readings, devices[late], 1)
+        if inserted:
+            db.keep_unreplayed(db.commit(READINGS_TABLE, now, inserted), now, devices, energy)
         self._stored_series.add(now, inserted)
         return {"inserted": inserted, "conflicts": conflicts}
 
@@ -333,8 +492,20 @@ class Postgres(Actor):
                     "corrupted_reading_rows": db.corrupted_rows,
                     "anomaly_rows": db.anomalies,
                     "device_commands": dict(sorted(statuses.items())),
+                    "burst_rows": dict(sorted(db.burst_rows.items())),
                 }
             )
+        figures.update(
+            {
+                "reads_served": self.reads,
+                "reads_missing_rows": self.reads_missing_rows,
+                "rows_missed": self.rows_missed,
+                "read_staleness_s": self._read_staleness.summary(),
+            }
+        )
+        if self.replay is not None:
+            figures["replay_lag_s"] = self._replay_lags.summary()
+            figures["max_replay_lag_s"] = self.replay.max_lag
         return figures
 
 

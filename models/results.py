@@ -21,7 +21,9 @@ refusal: the row stays ``pending``, the app hears 202 -- an orphaned command), a
 limit refused anything the result's ``warnings`` says so in a sentence.
 
 A scenario that declares SLOs gets a ``slos`` section too (:func:`models.slo.slo_section`):
-each SLO's indicator over time, error budget consumed and burn-rate alerts.
+each SLO's indicator over time, error budget consumed and burn-rate alerts; one with a
+``durability:`` section gets a ``durability`` section (:func:`models.recovery.results.durability_section`):
+backups, the archive, every disaster's RPO and RTO, and whether the review's claims held.
 """
 
 from __future__ import annotations
@@ -199,6 +201,8 @@ def _analytics(world: World) -> dict[str, Any]:
         "served_from_cache": users.degraded,
         "statuses": dict(sorted(users.statuses.items())),
         "latency_s": world.kernel.metrics.histogram(DASHBOARD_LATENCY).summary(),
+        "staleness_s": users.staleness.summary(),
+        "answers_missing_rows": users.answers_missing_rows,
         "breaker_transitions": [dict(t) for t in world.analytics.transitions[:50]],
         "breakers": _breakers(world),
     }
@@ -332,11 +336,16 @@ def summarise(world: World) -> dict[str, Any]:
         "spans": kernel.spans.summary(),
         "timeseries": {
             "interval_s": kernel.metrics.interval,
-            **{name: ts.series(series_until) for name, ts in sorted(kernel.metrics.series.items())},
+            "start_s": kernel.start,  # the first bucket's start is the bucket holding it
+            **{name: ts.series(series_until, kernel.start) for name, ts in sorted(kernel.metrics.series.items())},
         },
         "health": health_summary(world, verdicts),
         "engine": {"simulated_s": kernel.now, "events": kernel.events_processed},
     }
     if world.scenario.slos:  # only when the scenario declares SLOs
         body["slos"] = slo_section(world)
+    if world.recovery is not None:  # only with a durability section
+        from models.recovery.results import durability_section
+
+        body["durability"] = durability_section(world.recovery, kernel.now)
     return body

@@ -23,11 +23,14 @@ from models.logic.gateway import (
     is_low_priority,
     route_request,
 )
-from models.names import ANALYTICS, API_GATEWAY, DEVICE_MANAGER, DLQ, DLQ_MESSAGES
+from models.names import ANALYTICS, ANALYTICS_STALENESS, API_GATEWAY, DB_PRIMARY, DEVICE_MANAGER, DLQ, DLQ_MESSAGES
 from models.ops import HttpRequest, HttpResponse, SendMessage
 from models.policies import BreakerState, CircuitBreaker, IdempotencyStore, KeyedRateLimiter
+from models.postgres import Postgres
+from models.replication import LagRouter
 from models.settings import settings_from
 from sim.actor import Actor
+from sim.metrics import Histogram
 from sim.ops import Logic, Operation, Rejected, Unavailable
 
 if TYPE_CHECKING:
@@ -183,7 +186,13 @@ class DeviceManager(HttpService):
 
 
 class AnalyticsEngine(HttpService):
-    """Energy reports from the replicas, with the review's retries and optional breakers."""
+    """Energy reports from the replicas, with the review's retries and optional breakers.
+
+    It measures what its answers were worth: which server answered, how stale the data was
+    (``staleness_s``: now minus the time the answering server's data is as of) and how many
+    of the device's rows the answer lacked.  With ``postgres.max_replica_lag`` set on the
+    replicas it routes around lagging ones (:class:`~models.replication.LagRouter`).
+    """
 
     def __init__(
         self, kernel: Kernel, config: AnalyticsConfig, replicas: tuple[str, ...], *, zone: str, region: str
@@ -196,6 +205,12 @@ class AnalyticsEngine(HttpService):
         self._reset_breakers()
         self._next = 0
         self._retry_rng = kernel.streams.stream(f"{self.name}/retry")
+        self.router = _lag_router(kernel, replicas)
+        self.answers_from: dict[str, int] = {}
+        self.answers_missing_rows = 0
+        self.rows_missed = 0
+        self._staleness = Histogram()
+        self._staleness_series = kernel.metrics.timeseries(ANALYTICS_STALENESS)
 
     def _reset_breakers(self) -> None:
         spec = self.config.breaker
@@ -228,13 +243,61 @@ class AnalyticsEngine(HttpService):
             raise Rejected("no_replica", "no read replica configured")
         first = self._next
         self._next += 1
-        return energy_report(self.settings, request.body["device_id"], first, self.breakers, self._retry_rng)
+        lagging = self.router.lagging if self.router is not None else ()
+        report = energy_report(
+            self.settings,
+            request.body["device_id"],
+            first,
+            self.breakers,
+            self._retry_rng,
+            lagging=lagging,
+            primary=DB_PRIMARY,
+        )
+        return self._measured(report)
+
+    def _measured(self, logic: Logic[HttpResponse]) -> Logic[HttpResponse]:
+        """Count where each good answer came from, how stale it was and the rows it lacked."""
+        response = yield from logic
+        if response.status == 200:
+            body = response.body
+            source = str(body.get("source"))
+            self.answers_from[source] = self.answers_from.get(source, 0) + 1
+            staleness = body.get("staleness_s")
+            if staleness is not None:
+                self._staleness.add(staleness)
+                self._staleness_series.add(self.kernel.now, staleness)
+            missed = body.get("rows_missed", 0)
+            if missed:
+                self.answers_missing_rows += 1
+                self.rows_missed += missed
+        return response
 
     def stats(self) -> dict[str, Any]:
         figures: dict[str, Any] = dict(super().stats())
         figures["breaker_transitions"] = len(self.transitions)
         figures["breaker_rejections"] = sum(b.rejected for b in self.breakers.values())
+        figures["answers_from"] = dict(sorted(self.answers_from.items()))
+        figures["answers_from_primary"] = self.answers_from.get(DB_PRIMARY, 0)
+        figures["answers_missing_rows"] = self.answers_missing_rows
+        figures["rows_missed"] = self.rows_missed
+        figures["staleness_s"] = self._staleness.summary()
+        if self.router is not None:
+            figures["lag_router"] = self.router.stats()
         return figures
+
+
+def _lag_router(kernel: Kernel, replicas: tuple[str, ...]) -> LagRouter | None:
+    """The bounded-staleness router over ``replicas`` when their config asks for one
+    (``postgres.max_replica_lag``), else None: as designed reports ignore replay lag."""
+    servers = [kernel.actors.get(name) for name in replicas]
+    followers = [server for server in servers if isinstance(server, Postgres) and server.replay is not None]
+    if not followers or len(followers) != len(replicas):
+        return None  # no replica (the primary answers), or replicas that are not PostgreSQL streaming replicas
+    config = followers[0].config
+    if config.max_replica_lag is None:
+        return None
+    staleness = {server.name: server.staleness for server in followers}
+    return LagRouter(kernel, staleness, config.max_replica_lag, config.lag_check_every)
 
 
 class DeadLetterQueue(Actor):

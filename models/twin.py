@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.automation import ScheduledAutomation
 from models.broker import Broker
@@ -45,7 +45,19 @@ from models.names import (
     redis_master,
 )
 from models.postgres import Database, Postgres
+from models.recovery.faults import (
+    ARCHIVE,
+    BACKUPS,
+    DURABILITY_FAULTS,
+    PLANNED_FAULTS,
+    ArchiveFailure,
+    BackupFailure,
+    DiskLoss,
+    RegionOutage,
+    SegmentCorruption,
+)
 from models.redis import RedisCluster
+from models.replication import WriteBurst
 from models.services import AnalyticsEngine, ApiGateway, DeadLetterQueue, DeviceManager
 from models.slo import SliRecorder, slo_problems
 from models.stream import Stream
@@ -54,6 +66,9 @@ from sim.expectations import numeric_paths
 from sim.faults import ACTOR_FAULTS, NODE_FAULTS, Crash, FaultTimeline, kind_of
 from sim.kernel import Kernel, Progress
 from sim.twin import Estimate
+
+if TYPE_CHECKING:
+    from models.recovery.wiring import Recovery
 
 __all__ = ["TWIN", "SmartHomeTwin", "World", "build"]
 
@@ -93,16 +108,20 @@ class World:
     automation: ScheduledAutomation | None = None
     monitor: HealthMonitor | None = None
     slo: SliRecorder | None = None
+    recovery: Recovery | None = None
 
 
 def build(scenario: Scenario, seed: int) -> World:
     """Assemble the system described by ``scenario`` on a fresh kernel."""
     net = scenario.network
+    durability = scenario.durability
+    start = durability.detail_from if durability is not None else 0.0
     kernel = Kernel(
         seed,
         links={"access": net.access, "zone": net.zone, "region": net.region},
         metrics_interval=scenario.metrics_interval,
         keep_spans=scenario.keep_spans,
+        start=start,  # a long horizon's history before it is computed in aggregate (models.recovery)
     )
     kernel.metrics.declare(*METRICS)
     stream = Stream(kernel, scenario.stream, zone="aws-managed", region=REGION)
@@ -124,7 +143,13 @@ def build(scenario: Scenario, seed: int) -> World:
         )
         for i in range(scenario.postgres.replicas)
     ]
-    redis = RedisCluster(kernel, scenario.redis, zone="us-east-1b", region=REGION)
+    redis = RedisCluster(
+        kernel,
+        scenario.redis,
+        zone="us-east-1b",
+        region=REGION,
+        session_users=scenario.workload.mobile_users + scenario.workload.dashboard_users,
+    )
     gateway = ApiGateway(kernel, scenario.gateway, zone="us-east-1a", region=REGION)
     device_manager = DeviceManager(kernel, scenario.device_manager, zone="us-east-1a", region=REGION)
     # With no read replica the analytics engine has only the primary to query.
@@ -156,23 +181,35 @@ def build(scenario: Scenario, seed: int) -> World:
         if schedule is not None
         else None
     )
+    # Faults from the clock's start on run on the timeline; archive and backup faults before it
+    # (on a long horizon) are the backup plane's, computed in aggregate.
+    timed = [fault for fault in scenario.faults if fault.at >= start]
     monitor = HealthMonitor(
         kernel,
         scenario.health,
         device_manager,
         broker,
-        scenario.faults,
+        timed,
         canary_id=scenario.fleet.controllables,  # the first id after the fleet's devices
         zone=MONITORING[0],
         region=MONITORING[1],
     )
     slo = _slo_recorder(scenario, dashboards, ingest)
     components: dict[str, object] = {METERS: meters, MOBILE: mobile, **{m.name: m for m in redis.masters}}
-    faults = FaultTimeline(kernel, scenario.faults, components)
+    recovery = None
+    if durability is not None:
+        from models.recovery.wiring import build_recovery  # only scenarios with a durability section pay for it
+
+        recovery = build_recovery(
+            kernel, scenario, region=REGION, database=database, primary=primary, replicas=replicas,
+            monitor=monitor, mobile=mobile, meters=meters,
+        )  # fmt: skip
+        components.update(recovery.components())
+    faults = FaultTimeline(kernel, timed, components)
     return World(
         scenario, kernel, stream, broker, database, primary, replicas, redis, gateway, device_manager,
         analytics, ingest, dlq, meters, devices, mobile, dashboards, faults, automation=automation,
-        monitor=monitor, slo=slo,
+        monitor=monitor, slo=slo, recovery=recovery,
     )  # fmt: skip
 
 
@@ -213,10 +250,17 @@ class SmartHomeTwin:
             targets[node] = NODE_FAULTS
         targets[METERS] = NODE_FAULTS | {kind_of(Poison)}
         targets[MOBILE] = NODE_FAULTS | {kind_of(Flood)}
+        targets[DB_PRIMARY] = targets[DB_PRIMARY] | {kind_of(WriteBurst)}
         for i in range(scenario.redis.masters):
             targets[redis_master(i + 1)] = frozenset({kind_of(Crash)})
         for group in GROUPS:
             targets[group] = frozenset({"partition"})
+        if scenario.durability is not None:
+            targets[ARCHIVE] = frozenset({kind_of(ArchiveFailure), kind_of(SegmentCorruption)})
+            targets[BACKUPS] = frozenset({kind_of(BackupFailure)})
+            for database in (DB_PRIMARY, *(db_replica(i + 1) for i in range(scenario.postgres.replicas))):
+                targets[database] = targets[database] | {kind_of(DiskLoss)}
+            targets[REGION] = targets[REGION] | {kind_of(RegionOutage)}
         return targets
 
     def check(self, scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
@@ -224,8 +268,30 @@ class SmartHomeTwin:
         targets = self.fault_targets(scenario)
         known = ", ".join(sorted(targets))
         problems: list[tuple[tuple[str | int, ...], str]] = []
+        durability = scenario.durability
+        start = durability.detail_from if durability is not None else 0.0
+        if durability is not None and start >= scenario.duration:
+            problems.append(
+                (
+                    ("durability", "detail_from"),
+                    f"the detailed twin would start at {start:g}s, at or after the run ends ({scenario.duration:g}s)",
+                )
+            )
         for index, fault in enumerate(scenario.faults):
             accepted = targets.get(fault.target)
+            if durability is None and isinstance(fault, DURABILITY_FAULTS):
+                problems.append(
+                    (("faults", index, "kind"), f"a {fault.kind!r} fault needs a durability: section to act on")
+                )
+                continue
+            if fault.at < start and not isinstance(fault, PLANNED_FAULTS):
+                problems.append(
+                    (
+                        ("faults", index, "at"),
+                        f"starts at {fault.at:g}s, before durability.detail_from ({start:g}s) when the detailed "
+                        "twin starts; only archive and backup faults may start earlier",
+                    )
+                )
             if accepted is None:
                 problems.append((("faults", index, "target"), f"unknown target {fault.target!r} (known: {known})"))
             elif fault.kind not in accepted:
@@ -248,6 +314,14 @@ class SmartHomeTwin:
                     (
                         ("faults", index, "device"),
                         f"no device {fault.device} (fleet.controllables is {scenario.fleet.controllables})",
+                    )
+                )
+            if isinstance(fault, WriteBurst) and fault.table not in scenario.postgres.wal_bytes_per_row:
+                problems.append(
+                    (
+                        ("faults", index, "table"),
+                        f"no WAL figure for table {fault.table!r} (postgres.wal_bytes_per_row has: "
+                        f"{', '.join(sorted(scenario.postgres.wal_bytes_per_row))})",
                     )
                 )
             if isinstance(fault, Poison):

@@ -51,20 +51,24 @@ def trigger_span(log: Sequence[Mapping[str, Any]], now: float) -> tuple[float, f
     return start, end
 
 
-def windows(span: tuple[float, float] | None, interval: float, until: float) -> dict[str, tuple[int, int] | None]:
+def windows(
+    span: tuple[float, float] | None, interval: float, until: float, since: float = 0.0
+) -> dict[str, tuple[int, int] | None]:
     """Each window as ``(first, stop)`` interval indices (``stop`` excluded), or None if it has not begun.
 
-    ``until``: the end of what may be counted (whole intervals only).
+    ``until``: the end of what may be counted (whole intervals only); ``since``: when the clock
+    started (the "before" window starts there, not at time 0).
     """
     last = max(0, math.floor(until / interval))
+    origin = min(last, math.floor(since / interval))
     if span is None:
-        return {"before": (0, last), "during": None, "after": None, "last": None}
+        return {"before": (origin, last), "during": None, "after": None, "last": None}
     start, end = span
     first = min(last, math.floor(start / interval))
     stop = min(last, max(first + 1, math.ceil(end / interval)))
     after = (stop, last) if last > stop else None
     return {
-        "before": (0, first),
+        "before": (origin, first),
         "during": (first, stop) if stop > first else None,
         "after": after,
         "last": None if after is None else (max(stop, last - max(1, first)), last),
@@ -103,7 +107,7 @@ def command_load(world: World) -> dict[str, Any]:
     scenario = world.scenario
     until = min(kernel.now, scenario.duration, scenario.duration - scenario.workload.quiet_before_end)
     series = {name: kernel.metrics.series[name].series(min(kernel.now, scenario.duration)) for name in _SERIES}
-    bounds = windows(trigger_span(world.faults.log, kernel.now), interval, until)
+    bounds = windows(trigger_span(world.faults.log, kernel.now), interval, until, kernel.start)
     before = _figures(bounds["before"], interval, series, None)
     figures = {"before": before}
     for name in WINDOWS[1:]:

@@ -45,6 +45,7 @@ from models.ops import HttpResponse
 from models.policies import RetryLimiter, RetryPolicy
 from models.settings import settings_from
 from sim.distributions import draws
+from sim.metrics import Histogram
 from sim.timers import call_at_delay
 
 
@@ -190,6 +191,8 @@ class DashboardUsers:
         self.good = 0
         self.total = 0
         self.degraded = 0
+        self.staleness = Histogram()  # how old the data shown was (a lagging replica's answer)
+        self.answers_missing_rows = 0  # answers that lacked rows already committed on the primary
         self.statuses: dict[str, int] = {}
         self._requests = kernel.metrics.timeseries(DASHBOARD_REQUESTS)
         self._errors = kernel.metrics.timeseries(DASHBOARD_ERRORS)
@@ -222,6 +225,10 @@ class DashboardUsers:
             self._latency.add(now - started)
             if response.body.get("degraded"):
                 self.degraded += 1
+            staleness = response.body.get("staleness_s")
+            if staleness is not None:  # what the user saw: the data as of that long ago
+                self.staleness.add(staleness)
+            self.answers_missing_rows += bool(response.body.get("rows_missed"))
         else:
             self._errors.add(now)
         if self.slo_hook is not None:

@@ -328,10 +328,12 @@ class TimeSeries:
         else:
             self._sums[key] = max(self._sums.get(key, value), value)
 
-    def series(self, until: float) -> list[float]:
-        """Bucket sums from time 0 up to ``until``, zero-filled."""
+    def series(self, until: float, since: float = 0.0) -> list[float]:
+        """Bucket sums from the bucket holding ``since`` (time 0 by default) up to ``until``,
+        zero-filled (a clock that started late reports from its start, not months of zeros)."""
+        first = max(0, math.floor(since / self.interval))
         n = max(0, math.ceil(until / self.interval))
-        return [self._sums.get(i, 0.0) for i in range(n)]
+        return [self._sums.get(i, 0.0) for i in range(first, n)]
 
 
 class MetricSpec(NamedTuple):

@@ -9,12 +9,18 @@ historical data unavailable but real-time works"): the device's real-time state,
 the ingest consumer keeps in Redis (``device:{id}``), served as a degraded answer with no
 history.
 
+Bounded staleness (``postgres.max_replica_lag``): a replica whose replay lag the engine's
+last check found beyond the bound is not queried -- the report goes to the replicas
+within it, or to the primary when none is (pgpool-II's ``delay_threshold`` routing), so a
+dashboard is never shown data much older than the bound, at the price of the primary's
+load while the replicas catch up.
+
 Pure logic; the breakers are clock-injected state machines owned by the engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from models.names import REDIS
@@ -42,12 +48,19 @@ def energy_report(
     first_replica: int,
     breakers: Mapping[str, CircuitBreaker],
     rng: RandomSource | None = None,
+    lagging: Collection[str] = (),
+    primary: str | None = None,
 ) -> Logic[HttpResponse]:
     """Answer ``GET /api/v1/analytics/energy?device=...``.
 
-    ``rng`` draws the retry policy's jitter, if it has any.
+    ``rng`` draws the retry policy's jitter, if it has any.  ``lagging``: replicas too far
+    behind to query (bounded staleness); the rotation skips them, and when it would skip
+    them all the report goes to ``primary`` (with no primary given, to the replicas regardless).
     """
     replicas: Sequence[str] = settings.replicas
+    if lagging:
+        fresh = tuple(replica for replica in replicas if replica not in lagging)
+        replicas = fresh or ((primary,) if primary is not None else replicas)
     last_error = "no replica"
     started = yield Now()
     attempt = 0
