@@ -8,8 +8,8 @@ Run from the repository root::
 
 **The plane** (default) reads ``scenarios/c4-backups.yaml``, applies each variant's overlay to
 its ``durability`` section, and builds what the twin builds for it: a
-:class:`~models.recovery.commits.CommitLog` from the flows (WAL bytes per row as below), a
-kernel whose clock starts at ``detail_from``, and a
+:class:`~models.recovery.commits.CommitLog` from the flows (WAL bytes per row from the
+scenario's ``postgres`` section), a kernel whose clock starts at ``detail_from``, and a
 :class:`~models.recovery.backups.BackupPlane` with the scenario's planned faults. It then
 restores at the disaster (``--days`` days) and summarises: six months of WAL segments (about
 260,000 at a minute's ``archive_timeout``), their archiving, 180 base backups and every check.
@@ -37,7 +37,6 @@ from typing import Any
 from harness import child, peak_rss_mib, row, write
 
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "c4-backups.yaml"
-WAL_BYTES_PER_ROW = {"readings": 150.0, "device_commands": 400.0, "users": 600.0}
 """Stand-ins until the postgres section carries ``wal_bytes_per_row`` (the twin's own then)."""
 TARGET_WALL_S = 60.0
 
@@ -51,6 +50,7 @@ def _variants() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
 
 def run_plane(variant: str, days: float) -> dict[str, Any]:
     """Build and run the backup plane of one variant for ``days``; the measured figures."""
+    from models.config import PostgresConfig
     from models.recovery.backups import BackupPlane
     from models.recovery.commits import CommitLog
     from models.recovery.config import DurabilityConfig
@@ -69,7 +69,8 @@ def run_plane(variant: str, days: float) -> dict[str, Any]:
     start = time.perf_counter()
     config = DurabilityConfig.model_validate(section)
     faults = [kinds[f["kind"]].model_validate(f) for f in merged["faults"] if f["kind"] in kinds]
-    commits = CommitLog(dict(config.flows.items()), WAL_BYTES_PER_ROW, detail_from=config.detail_from)
+    wal_bytes_per_row = PostgresConfig.model_validate(merged.get("postgres", {})).wal_bytes_per_row
+    commits = CommitLog(config.flows, wal_bytes_per_row, detail_from=config.detail_from)
     kernel = Kernel(int(merged.get("seed", 7)), start=config.detail_from)
     plane = BackupPlane(kernel, config, commits, faults, horizon=config.detail_from)
     result = plane.restore(config.detail_from)

@@ -157,16 +157,23 @@ def metric_paths(results: Sequence[Mapping[str, Any]], expected: Sequence[str] =
     """The figures a replication summary covers, as paths :func:`~sim.expectations.value_at` reads.
 
     ``expected`` (the paths the expectations read) first, then every number (or None that
-    stands for one) under each result's ``flows``, in the order first met.  A flow figure is
+    stands for one) under each result's ``flows``, then each other top-level section's own
+    headline numbers (those directly in it, such as ``durability.rpo_s`` or ``engine.events``;
+    nested detail is left to the expectations), in the order first met.  A flow figure is
     named without the ``flows.`` prefix, as expectations name it.
     """
     found = dict.fromkeys(expected)
     for result in results:
         flows = result.get("flows")
-        if not isinstance(flows, Mapping):
-            continue
-        for path in _flow_leaves(flows, ""):
-            found.setdefault(path if path.split(".", 1)[0] not in result else f"flows.{path}")
+        if isinstance(flows, Mapping):
+            for path in _flow_leaves(flows, ""):
+                found.setdefault(path if path.split(".", 1)[0] not in result else f"flows.{path}")
+        for section, content in result.items():
+            if section == "flows" or not isinstance(content, Mapping):
+                continue
+            for key, value in content.items():
+                if value is None or _is_number(value):
+                    found.setdefault(f"{section}.{key}")
     return list(found)
 
 

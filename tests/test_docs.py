@@ -1,11 +1,13 @@
 """docs/results.md names every field a real result.json holds, so the reference cannot go stale.
 
-Two short runs (the baseline cut to 5 minutes and 200 meters, and a variant with faults, a
-breaker and a dead letter queue, so that every list and ledger kind has entries) are walked
-key by key.  Each key path must appear in the page as a code span: literally, or with the
-name of a per-name map replaced by its placeholder (``components.<actor>.served``,
-``ledger.<kind>.states.<state>.total``).  Distribution summaries stop the walk; their keys
-are checked once.
+Three short runs (the baseline cut to 5 minutes and 200 meters; a variant with faults, a
+breaker and a dead letter queue, so that every list and ledger kind has entries; and a small
+run with a ``durability:`` section, a broken WAL archive and a lost primary disk, so that the
+``durability`` section's lists have entries) are walked key by key.  Each key path must appear
+in the page as a code span: literally, or with the name of a per-name map replaced by its
+placeholder (``components.<actor>.served``, ``ledger.<kind>.states.<state>.total``), and a
+numbered instance as ``-N`` (``db-replica-N``).  Distribution summaries stop the walk; their
+keys are checked once.
 """
 
 from __future__ import annotations
@@ -44,6 +46,33 @@ faults:
   - {kind: poison, target: meters, at: 150s}
 """
 
+# Two hours, the detailed twin from the first: backups every 30 minutes, half the archived WAL
+# silently corrupt from the start until a check catches it and it is fixed, restore tests and
+# drills, and the primary's disk lost at 90 minutes (restored from the backups).
+DURABLE = """\
+name: docs-durability
+description: a short run that puts something in every part of the durability section
+duration: 2h
+seed: 7
+fleet: {meters: 20, controllables: 20}
+workload: {mobile_users: 20, dashboard_users: 5}
+durability:
+  detail_from: 1h
+  wal: {archive_timeout: 60s}
+  backups: {every: 30m, first_at: 10m, initial_size: 1000000000}
+  checks:
+    verify_backups: true
+    wal_checksums: 1h
+    restore_test_every: 30m
+    full_restore_every: 1h
+    dr_drill_every: 1h
+    respond: 10m
+  failover: {on_primary_loss: restore}
+faults:
+  - {kind: segment_corruption, target: wal-archive, at: 0s, mode: corrupt, fraction: 0.5}
+  - {kind: disk_loss, target: db-primary, at: 90m}
+"""
+
 # Maps whose keys are names (of components, kinds, states...), not fields: the page names
 # them with a placeholder.  Keyed by the path of the map, with placeholders already applied.
 PER_NAME = {
@@ -56,7 +85,17 @@ PER_NAME = {
     "slos": "<slo>",
     "slos.<slo>.alerts": "<alert>",
     "slos.<slo>.series.burn_rate": "<window>",
+    "components.db-primary.burst_rows": "<table>",
+    "durability.flows": "<table>",
+    "durability.rows_lost": "<table>",
+    "durability.disasters[].rows_lost": "<table>",
+    "durability.disasters[].step_s": "<step>",
+    "durability.disasters[].traffic": "<moment>",
+    "durability.disasters_by_name": "<disaster>",
 }
+# Maps whose entries are documented as another path's: each disaster by name is one item of
+# ``durability.disasters``.
+SAME_AS = {"durability.disasters_by_name": "durability.disasters[]"}
 # Maps of names to counts: documented as a whole, their keys vary from run to run.
 OPAQUE = {
     "flows.analytics.statuses",
@@ -76,7 +115,8 @@ def _mentioned(text: str, path: str) -> bool:
 
 
 def _component(name: str) -> str:
-    """``db-replica-2`` -> ``db-replica-N``: numbered instances are documented once."""
+    """``db-replica-2`` -> ``db-replica-N``: numbered instances are documented once (as
+    components, and as keys of maps by server such as ``answers_from``)."""
     return re.sub(r"-\d+$", "-N", name)
 
 
@@ -109,9 +149,9 @@ def _paths(value: Any, path: str) -> Iterator[tuple[str, ...]]:
         if path in ("counters", "timeseries") or not path:
             child = f"{path}.{key}" if path else key  # metric names contain dots: keep them whole
         else:
-            child = f"{path}.{PER_NAME.get(path, key)}"
+            child = f"{path}.{PER_NAME.get(path, _component(key))}"
         yield (child,)
-        yield from _paths(inner, child)
+        yield from _paths(inner, SAME_AS.get(path, child))
 
 
 def _summaries(value: Any) -> Iterator[dict[str, Any]]:
@@ -135,7 +175,10 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     path = tmp_path_factory.mktemp("docs") / "docs-reference.yaml"
     path.write_text(FAULTED, encoding="utf-8")
     faulted = load(TWIN, path)
-    return [run_scenario(TWIN, short, seed=7), run_scenario(TWIN, faulted, seed=7)]
+    path = path.with_name("docs-durability.yaml")
+    path.write_text(DURABLE, encoding="utf-8")
+    durable = load(TWIN, path)
+    return [run_scenario(TWIN, short, seed=7), run_scenario(TWIN, faulted, seed=7), run_scenario(TWIN, durable, seed=7)]
 
 
 def test_the_runs_fill_every_part_of_the_result(results: list[dict[str, Any]]) -> None:
@@ -143,6 +186,11 @@ def test_the_runs_fill_every_part_of_the_result(results: list[dict[str, Any]]) -
     assert faulted["invariants_held"]
     assert faulted["faults"] and faulted["spans"] and faulted["flows"]["analytics"]["breaker_transitions"]
     assert set(faulted["ledger"]) == set(LEDGER_KINDS)
+    durability = results[2]["durability"]
+    backups = durability["backups"]
+    assert backups["alerts"] and backups["restore_tests"] and backups["drills"] and backups["fixes"]
+    assert backups["faults"] and durability["disasters_happened"] == 1
+    assert durability["disasters"][0]["restore"] and durability["disasters"][0]["steps"]
 
 
 def test_every_field_of_the_result_is_in_the_reference(results: list[dict[str, Any]]) -> None:
@@ -164,6 +212,7 @@ def test_the_walk_reaches_deep_fields(results: list[dict[str, Any]]) -> None:
         "flows.analytics.breaker_transitions[].replica",
         "components.db-replica-N.utilisation",
         "components.kinesis.records_accepted",
+        "components.analytics-engine.answers_from.db-replica-N",
         "ledger.<kind>.states.<state>.by_reason",
         "invariants[].held",
         "faults[].end",
@@ -171,6 +220,31 @@ def test_the_walk_reaches_deep_fields(results: list[dict[str, Any]]) -> None:
         "timeseries.readings.stored",
         "counters.readings.poison_injected",
         "engine.events",
+    ):
+        assert path in seen, path
+
+
+def test_the_walk_reaches_the_durability_section(results: list[dict[str, Any]]) -> None:
+    """Guard the guard for ``durability``: its lists and per-name maps are walked into."""
+    seen = {spellings[0] for spellings in _paths(results[2], "")}
+    for path in (
+        "durability.rpo_within_claim",
+        "durability.rows_lost.<table>",
+        "durability.flows.<table>.rows_committed",
+        "durability.backups.archive.corrupt",
+        "durability.backups.alerts[].check",
+        "durability.backups.restore_tests[].outcome",
+        "durability.backups.drills[].duration_s",
+        "durability.backups.fixes[].ended_fault",
+        "durability.backups.faults[].detection_delay_s",
+        "durability.disasters[].rpo_s",
+        "durability.disasters[].rows_lost.<table>",
+        "durability.disasters[].step_s.<step>",
+        "durability.disasters[].steps[].recovers_data",
+        "durability.disasters[].restore.stop_reason",
+        "durability.disasters[].traffic.<moment>.readings_emitted",
+        "durability.disasters_by_name.<disaster>",
+        "components.redis.persistence.keys_lost.sessions",
     ):
         assert path in seen, path
 

@@ -20,7 +20,7 @@ from models.twin import TWIN
 from sim import executors, replications
 from sim.cli import load
 from sim.executors import RunTask, TaskError, execute
-from sim.replications import Replications, replicate, replication_seeds, scenario_data
+from sim.replications import Replications, metric_paths, replicate, replication_seeds, scenario_data
 from sim.results import canonical_json
 from sim.stats import mean_ci, paired_difference_ci
 from sim.variants import variant_scenarios
@@ -329,3 +329,26 @@ def test_a_run_that_crashes_is_reported_with_its_seed(workspace: Path, monkeypat
     assert code == 3
     assert "crash: TaskError: run 0 (scenario pair, seed" in err and "ZeroDivisionError" in err
     assert "--replications 2 --workers 1" in err and (workspace.parent / "o" / "crash-traceback.txt").exists()
+
+
+def test_metric_paths_cover_flows_and_each_sections_headline_numbers() -> None:
+    results = [
+        {
+            "flows": {"commands": {"orphaned": 3, "latency_s": {"p99": 0.2}}, "sensor": {"stored": 10}},
+            "durability": {"rpo_s": 55.0, "rto_s": None, "everything_lost": 0, "disasters": [{"rpo_s": 55.0}]},
+            "engine": {"events": 100, "simulated_s": 60.0},
+            "health": {"readiness_probe": "shallow", "gate_traffic": False, "probes": {"deep": {"runs": 3}}},
+            "invariants_held": True,
+        }
+    ]
+    assert metric_paths(results, ["commands.applied"]) == [
+        "commands.applied",
+        "commands.orphaned",
+        "commands.latency_s.p99",
+        "sensor.stored",
+        "durability.rpo_s",
+        "durability.rto_s",
+        "durability.everything_lost",
+        "engine.events",
+        "engine.simulated_s",
+    ]
