@@ -63,7 +63,7 @@ from models.slo import SliRecorder, slo_problems
 from models.stream import Stream
 from models.workload import DashboardUsers, MobileUsers
 from sim.expectations import numeric_paths
-from sim.faults import ACTOR_FAULTS, NODE_FAULTS, Crash, FaultTimeline, kind_of
+from sim.faults import ACTOR_FAULTS, NODE_FAULTS, Crash, FaultTimeline, draw_start_times, kind_of
 from sim.kernel import Kernel, Progress
 from sim.twin import Estimate
 
@@ -123,6 +123,9 @@ def build(scenario: Scenario, seed: int) -> World:
         keep_spans=scenario.keep_spans,
         start=start,  # a long horizon's history before it is computed in aggregate (models.recovery)
     )
+    if any(fault.within is not None for fault in scenario.faults):  # start times drawn for this seed, once
+        drawn = draw_start_times(scenario.faults, kernel.streams.stream("faults/start-times"))
+        scenario = scenario.model_copy(update={"faults": drawn})
     kernel.metrics.declare(*METRICS)
     stream = Stream(kernel, scenario.stream, zone="aws-managed", region=REGION)
     broker = Broker(kernel, scenario.broker, stream, zone="aws-managed", region=REGION)
@@ -335,9 +338,14 @@ class SmartHomeTwin:
                             f"(supported: {scenario.ingest.supported_schema_versions})",
                         )
                     )
-            if fault.at >= scenario.duration:
+            if fault.latest_start >= scenario.duration:
+                where, latest = (
+                    ("at", f"at {fault.at}s")
+                    if fault.within is None
+                    else ("within", f"as late as {fault.latest_start}s")
+                )
                 problems.append(
-                    (("faults", index, "at"), f"starts at {fault.at}s, after the run ends ({scenario.duration}s)")
+                    (("faults", index, where), f"starts {latest}, after the run ends ({scenario.duration}s)")
                 )
         workload = scenario.workload
         if workload.mobile_users and workload.commands_per_user_per_hour and not scenario.fleet.controllables:

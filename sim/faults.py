@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, TypeVar, Union, runtime_checkable
 
+import numpy as np
 from pydantic import Field
 
 from sim.distributions import Distribution
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from sim.actor import Actor
     from sim.kernel import Kernel
     from sim.network import NodeFaults
+
+F = TypeVar("F", bound="Fault")
 
 __all__ = [
     "ACTOR_FAULTS",
@@ -54,6 +57,7 @@ __all__ = [
     "Partition",
     "Reordering",
     "Undo",
+    "draw_start_times",
     "fault_union",
     "kind_of",
 ]
@@ -116,11 +120,21 @@ class Fault(Spec):
     kind: str
     target: str = Field(description="name of the component, node, zone or region hit")
     at: Offset = Field(description="when the fault starts, from the start of the run")
+    within: Duration | None = Field(
+        default=None,
+        description="start instead at a uniformly random time in [at, at + within), drawn from the run's seed: "
+        "the same fault at many times over replications (a disaster does not wait for a backup to finish)",
+    )
 
     @property
     def until(self) -> float | None:
         """When the fault ends, or None for instantaneous faults."""
         return None
+
+    @property
+    def latest_start(self) -> float:
+        """The latest time the fault may start (``at`` unless ``within`` spreads it)."""
+        return self.at if self.within is None else self.at + self.within
 
     def start(self, ctx: FaultContext) -> Undo | None:
         """Inflict the fault now; return what undoes it, or None if nothing can."""
@@ -274,6 +288,23 @@ def fault_union(*kinds: type[Fault]) -> Any:
     if len(kinds) == 1:
         return Annotated[kinds[0], Field(discriminator="kind")]
     return Annotated[Union[kinds], Field(discriminator="kind")]  # noqa: UP007 - a runtime tuple of classes
+
+
+def draw_start_times(faults: Sequence[F], rng: np.random.Generator) -> list[F]:
+    """``faults`` with every ``within`` resolved: a start drawn uniformly in ``[at, at + within)``.
+
+    The draws come from ``rng`` in the faults' order, one per fault that has ``within``, so a
+    fault without it draws nothing and shifts no other draw. A model calls this once per run,
+    before anything reads the faults' times, and uses the resolved list everywhere.
+    """
+    resolved: list[F] = []
+    for fault in faults:
+        if fault.within is None:
+            resolved.append(fault)
+        else:
+            start = fault.at + float(rng.uniform(0.0, fault.within))
+            resolved.append(fault.model_copy(update={"at": start, "within": None}))
+    return resolved
 
 
 class FaultTimeline:

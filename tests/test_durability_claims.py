@@ -32,3 +32,15 @@ def test_a_random_crash_with_rdb_every_6h_loses_3h_of_writes_on_average() -> Non
     assert figure["n"] == 20 and figure["method"] == "t"
     assert figure["ci_low"] <= expected <= figure["ci_high"], (expected, figure)
     assert figure["spread"]["min"] >= 0.0 and figure["spread"]["max"] <= period + snapshot
+
+
+def test_a_disaster_with_within_strikes_at_a_time_drawn_per_seed() -> None:
+    from models.twin import build
+
+    scenario = load(TWIN, ROOT / "scenarios" / "c4-region-outage.yaml")
+    declared = scenario.faults[0]
+    assert declared.within is not None
+    starts = {build(scenario, seed).scenario.faults[0].at for seed in range(5)}
+    assert len(starts) == 5
+    assert all(declared.at <= at < declared.at + declared.within for at in starts)
+    assert build(scenario, 3).scenario.faults[0].at == build(scenario, 3).scenario.faults[0].at

@@ -402,3 +402,20 @@ def test_a_kernel_started_late_runs_faults_at_their_absolute_times():
         FaultTimeline(kernel, faults({"kind": "burst", "target": "meters", "at": 5}), {"meters": producer})
     with pytest.raises(ValueError, match="finite time"):
         Kernel(0, start=-1.0)
+
+
+def test_within_draws_each_start_uniformly_and_only_for_faults_that_ask():
+    import numpy as np
+
+    from sim.faults import draw_start_times
+
+    fixed, spread = faults(
+        {"kind": "burst", "target": "meters", "at": 10},
+        {"kind": "burst", "target": "meters", "at": 100, "within": 50},
+    )
+    assert spread.latest_start == 150 and fixed.latest_start == 10
+    starts = [draw_start_times([fixed, spread], np.random.default_rng(seed))[1].at for seed in range(200)]
+    assert all(100 <= s < 150 for s in starts) and 20 < np.mean(starts) - 100 < 30
+    again = draw_start_times([fixed, spread], np.random.default_rng(3))
+    assert again[0] is fixed and again[1].within is None
+    assert again[1].at == draw_start_times([fixed, spread], np.random.default_rng(3))[1].at  # the seed decides
