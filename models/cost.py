@@ -59,9 +59,43 @@ def _probe_events_per_s(scenario: Scenario) -> dict[str, float]:
     return rates
 
 
+SECONDS_PER_SEGMENT = 8e-6
+"""Wall time of one WAL segment in the backup plane: cut, archived, checked (``benchmarks/durability.py``:
+six months, about 260,000 segments, in about 1.5 s)."""
+BYTES_PER_SEGMENT = 300
+"""What the backup plane keeps per segment: its bounds, close time and archive entry."""
+
+
+def _wal_segments(scenario: Scenario) -> float:
+    """How many WAL segments the backup plane cuts over the whole horizon (0 without durability).
+
+    A segment closes when full or, with ``archive_timeout``, at the latest that long after the
+    last switch; the WAL rate is the flows' aggregate rows times their bytes per row (the
+    detailed twin's own writes are counted from the fleet's readings).
+    """
+    durability = scenario.durability
+    if durability is None:
+        return 0.0
+    wal = durability.wal
+    rows = {table: flow.rows_per_s for table, flow in durability.flows.items()}
+    if scenario.fleet.meters:
+        rows["readings"] = max(rows.get("readings", 0.0), scenario.fleet.meters / scenario.fleet.report_every)
+    bytes_per_s = sum(rate * scenario.postgres.wal_bytes_per_row.get(table, 0.0) for table, rate in rows.items())
+    every = wal.segment_size / bytes_per_s if bytes_per_s > 0 else math.inf
+    if wal.archive_timeout > 0:
+        every = min(every, wal.archive_timeout)
+    backups = scenario.duration / durability.backups.every  # each ends with a switch
+    return (scenario.duration / every if math.isfinite(every) else 0.0) + backups
+
+
 def estimate(scenario: Scenario) -> Estimate:
-    """The events, peak memory and wall time of running ``scenario``, and what drives them."""
-    duration = scenario.duration
+    """The events, peak memory and wall time of running ``scenario``, and what drives them.
+
+    With a ``durability:`` section the detailed twin runs only from ``durability.detail_from``
+    on; the months before it cost the backup plane's segments.
+    """
+    start = scenario.durability.detail_from if scenario.durability is not None else 0.0
+    duration = scenario.duration - start  # the detailed twin's span
     fleet, workload = scenario.fleet, scenario.workload
     readings_per_s = fleet.meters / fleet.report_every if fleet.meters else 0.0
     requests_per_s = (
@@ -69,8 +103,8 @@ def estimate(scenario: Scenario) -> Estimate:
         + workload.dashboard_users * workload.queries_per_user_per_hour
     ) / 3600.0
     schedule = workload.automation
-    if schedule is not None and schedule.first_at < duration:  # scheduled bursts, one try each
-        runs = math.ceil((duration - schedule.first_at) / schedule.every)
+    if schedule is not None and schedule.first_at < scenario.duration:  # scheduled bursts, one try each
+        runs = math.ceil((scenario.duration - max(start, schedule.first_at)) / schedule.every)
         requests_per_s += runs * schedule.devices / duration
     polls_per_s = scenario.stream.shards / scenario.ingest.poll_interval
     ticks_per_s = 1.0 / fleet.tick if fleet.meters else 0.0
@@ -86,6 +120,9 @@ def estimate(scenario: Scenario) -> Estimate:
     readings = duration * readings_per_s
     wall = {name: duration * rate * SECONDS_PER_EVENT for name, rate in events_per_s.items()}
     wall["fleet.meters"] = readings * SECONDS_PER_READING
+    segments = _wal_segments(scenario)
+    if segments:
+        wall["durability.wal.archive_timeout"] = segments * SECONDS_PER_SEGMENT
     in_flight = readings_per_s * (scenario.ingest.checkpoint_every + scenario.ingest.poll_interval + 60.0)
     memory = {
         "fleet.meters": fleet.meters * BYTES_PER_METER + in_flight * BYTES_PER_READING_IN_FLIGHT,
@@ -93,6 +130,8 @@ def estimate(scenario: Scenario) -> Estimate:
         "metrics_interval": duration / scenario.metrics_interval * SERIES * BYTES_PER_SERIES_BUCKET,
         "keep_spans": scenario.keep_spans * 200.0,
     }
+    if segments:
+        memory["durability.wal.archive_timeout"] = segments * BYTES_PER_SEGMENT
     # The field to change: the largest share, an hour of wall time weighing as a GiB of memory.
     shares = [(field, seconds / 3600.0) for field, seconds in wall.items()]
     shares += [(field, size / 2**30) for field, size in memory.items()]

@@ -316,6 +316,15 @@ class Postgres(Actor):
         """The oldest commit this replica has not replayed at ``now`` (None: none, or the primary)."""
         return None if self.replay is None else self.replay.oldest_pending(now)
 
+    def unshipped_since(self, now: float) -> float | None:
+        """The commit time of the oldest commit whose WAL has not reached this replica by ``now``
+        (None: all arrived, or it keeps no replay position): what promoting it would lose."""
+        return None if self.replay is None else self.replay.unshipped_since(now)
+
+    def replay_done_at(self, now: float) -> float:
+        """When the WAL this replica has received by ``now`` is replayed (``now`` without a replay position)."""
+        return now if self.replay is None else self.replay.replay_done_at(now)
+
     def staleness(self, now: float) -> float:
         """How old this server's data is at ``now`` (0 for the primary and a caught-up replica)."""
         return 0.0 if self.replay is None else self.replay.staleness(now)

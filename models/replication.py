@@ -18,7 +18,10 @@ not merely "reports" a lag.  This module holds that model and what leans on it:
   ``replayed_i - c_i`` is the commit's replay lag, what ``pg_stat_replication.replay_lag``
   reports.  A replica is *as of* the instant before its oldest commit not yet replayed (or
   of now, when it has replayed everything): ``now() - pg_last_xact_replay_timestamp()`` on a
-  busy primary, without that query's false lag on an idle one.
+  busy primary, without that query's false lag on an idle one.  Promoting it loses less than
+  that: a standby replays everything it has *received* before it opens for writes, so only
+  the commits not yet arrived are gone (``unshipped_since``), and the promotion waits for the
+  rest to be replayed (``replay_done_at``).
 * :class:`RecentRows` -- the readings rows of the commits some replica has not replayed yet
   (commit number, device, energy), so a replica's ``energy_summary`` can subtract what it
   cannot see.  Trimmed at the slowest replica's position: bounded by the lag, not the run.
@@ -71,7 +74,8 @@ class ReplayStream:
         self._ship_delay = ship_delay
         self._arrived = -math.inf  # when the last commit's WAL reached the replica
         self._replayed = -math.inf  # when the last commit will have been replayed
-        self._pending: deque[tuple[float, int, float]] = deque()  # (replayed at, number, commit time)
+        # (replayed at, number, commit time, arrived at): arrival and replay times never decrease
+        self._pending: deque[tuple[float, int, float, float]] = deque()
         self.replayed_upto = 0  # the newest commit replayed, as of the last trim
         self.max_lag = 0.0
 
@@ -82,7 +86,7 @@ class ReplayStream:
         replayed = max(self._replayed, arrived) + wal_bytes / self.replay_rate
         self._arrived, self._replayed = arrived, replayed
         self._trim(time)
-        self._pending.append((replayed, number, time))
+        self._pending.append((replayed, number, time, arrived))
         lag = replayed - time
         if lag > self.max_lag:
             self.max_lag = lag
@@ -108,6 +112,31 @@ class ReplayStream:
         """The number of the oldest commit not replayed at ``now``, or None."""
         self._trim(now)
         return self._pending[0][1] if self._pending else None
+
+    def unshipped_since(self, now: float) -> float | None:
+        """The commit time of the oldest commit whose WAL has not reached the replica by ``now``
+        (None: every commit has arrived).
+
+        What a promotion at ``now`` loses: a standby replays all the WAL it has received before
+        it finishes recovery, so only the commits never shipped are gone (asynchronous
+        replication).  Arrivals are in commit order, so the commits not arrived are the tail of
+        the pending queue; the scan walks that tail only (a few shipping delays' worth)."""
+        self._trim(now)
+        oldest: float | None = None
+        for _replayed, _number, time, arrived in reversed(self._pending):
+            if arrived <= now:
+                break
+            oldest = time
+        return oldest
+
+    def replay_done_at(self, now: float) -> float:
+        """When the WAL that has reached the replica by ``now`` will have been replayed (``now``
+        if it already is): what a promotion at ``now`` must wait for before it opens for writes."""
+        self._trim(now)
+        for replayed, _number, _time, arrived in reversed(self._pending):
+            if arrived <= now:
+                return replayed
+        return now
 
     @property
     def backlog_commits(self) -> int:

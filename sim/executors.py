@@ -32,6 +32,7 @@ terminal (after a couple of seconds, so short batches print nothing) or when
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import multiprocessing
 import os
@@ -137,9 +138,14 @@ def run_task(twin_name: str | None, scenario: Mapping[str, Any], seed: int) -> _
     try:
         twin = _twin(twin_name)
         spec = twin.scenario_type.model_validate(scenario)
-        return True, twin.run(spec, seed)
+        body = twin.run(spec, seed)
     except Exception as error:
         return False, (type(error).__qualname__, str(error), traceback.format_exc())
+    # A run's world is a web of reference cycles (actors and kernel point at each other), which
+    # only the cyclic collector frees; a long-lived worker would pile up run after run of them
+    # (hundreds of MiB each on a long horizon) until a full collection happened to come.
+    gc.collect()
+    return True, body
 
 
 def _worker_start(twin_name: str | None) -> None:

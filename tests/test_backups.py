@@ -16,7 +16,7 @@ import pytest
 from models.logic.durability import SegmentState, WalWorkload, wal_segments
 from models.recovery.backups import TRUNCATED_SHARE, BackupPlane
 from models.recovery.commits import CommitLog
-from models.recovery.config import DurabilityConfig, Flow
+from models.recovery.config import DurabilityConfig, Flow, Table
 from models.recovery.faults import ArchiveFailure, BackupFailure, SegmentCorruption
 from sim.kernel import Kernel
 
@@ -38,7 +38,7 @@ def config(detail_from: float, **sections: Any) -> DurabilityConfig:
     return DurabilityConfig.model_validate(spec)
 
 
-def flows(cfg: DurabilityConfig) -> dict[str, Flow]:
+def flows(cfg: DurabilityConfig) -> dict[Table, Flow]:
     return dict(cfg.flows.items())
 
 
@@ -230,10 +230,13 @@ def test_retention_deletes_old_backups() -> None:
     p = plane(10.0, backups={"retention": "3d"})
     summary = p.summary(10 * DAY)
     assert summary["backups"]["taken"] == 10
-    assert summary["backups"]["kept"] == 3  # days 7..9: day 6's ended just over 3 d before day 9's
+    # Days 7..9, and day 6's (base-0007): it ended just over 3 d before day 9's, but it is the
+    # newest older than the window, the one that restores to the window's start (pgBackRest).
+    assert summary["backups"]["kept"] == 4
     deleted = [b for b in p.backups if b.deleted_at is not None]
-    assert [b.label for b in deleted] == [f"base-{n:04d}" for n in range(1, 8)]
+    assert [b.label for b in deleted] == [f"base-{n:04d}" for n in range(1, 7)]
     assert all(b.deleted_at is not None and b.deleted_at - b.end_s > 3 * DAY for b in deleted)
+    assert p.backups[6].end_s < p.backups[9].end_s - 3 * DAY
     result = p.restore(10 * DAY)
     assert result.backup is not None and result.backup.label == "base-0010"
 
@@ -337,3 +340,180 @@ def test_the_detail_window_takes_the_twins_commits() -> None:
     # segment 59 closed at 1h; idle, the timeout restarted at 1h + 60 s; it fires at 1h + 120 s
     assert last.closed_at == pytest.approx(HOUR + 120.0)
     assert last.wal_bytes == 1_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# Review fixes: retention (1a), backups.wal (1c), idle backups (1d), a lost primary (1e)
+
+
+def backup_failure(at: float, duration: str, mode: str = "failed") -> BackupFailure:
+    return BackupFailure.model_validate(
+        {"kind": "backup_failure", "target": "backups", "at": at, "mode": mode, "for": duration}
+    )
+
+
+def test_forty_days_of_failed_jobs_keep_the_last_good_backups() -> None:
+    # Days 0..4 back up fine; every job from day 5 to day 44 fails; retention 30 d; the archive
+    # is intact. Failed jobs expire nothing: on day 45 the day-4 backup still restores, with
+    # the archive's WAL up to the last minute.
+    p = plane(46.0, [backup_failure(5 * DAY, "40d")], backups={"retention": "30d"})
+    result = p.restore(45 * DAY)
+    assert result.backup is not None and result.backup.label == "base-0005"
+    assert result.rpo_s < 62.0  # the open segment (< 60 s) and the last upload (1 s)
+    assert [b.deleted_at for b in p.backups[:5]] == [None] * 5
+    assert sum(b.status == "failed" for b in p.backups) == 40
+    # Day 45's job succeeds (the fault ended at 45d): retention runs again, and keeps the newest
+    # backup older than the window (day 4's) while deleting days 0..3.
+    p.advance(46 * DAY)
+    day45 = p.backups[45]
+    assert day45.status == "ok" and day45.start_s == 45 * DAY + 3 * HOUR
+    assert [b.label for b in p.backups if b.deleted_at is not None] == [f"base-{n:04d}" for n in range(1, 5)]
+    assert all(b.deleted_at == day45.end_s for b in p.backups[:4])
+    assert p.summary(46 * DAY)["backups"]["kept"] == 2
+
+
+def test_stream_backups_restore_despite_a_broken_archive_and_verify_cannot_see_it() -> None:
+    streamed = plane(3.0, [corruption(0.0)], backups={"wal": "stream"}, checks={"verify_backups": True})
+    result = streamed.restore(3 * DAY)
+    newest = streamed.backups[2]
+    assert result.backup is not None and result.backup.label == newest.label == "base-0003"
+    base = newest.base
+    assert base is not None and base.self_contained
+    assert [s.index for s in base.wal] == list(range(base.first_segment, base.last_segment + 1))
+    # its own WAL replayed, then the archive's first segment after it is missing
+    assert result.recovered_to_s == newest.end_s
+    assert result.stopped_at_segment == base.last_segment + 1
+    assert result.stop_reason == f"segment {base.last_segment + 1} missing in the archive"
+    assert result.rpo_s == pytest.approx(3 * DAY - newest.end_s)
+    assert dict(result.steps)["fetch WAL"] == 0.0  # nothing came from the archive
+    # pg_verifybackup passes every backup: it reads the backup's own pg_wal, never the archive
+    assert [b.verified for b in streamed.backups] == [True, True, True]
+    summary = streamed.summary(3 * DAY)
+    assert summary["backups"]["wal"] == "stream"
+    assert summary["alerts"] == [] and summary["faults"][0]["detected_s"] is None
+    # a restore test still sees it: the data is as of the backup's end, hours old, and the blame
+    # is the archive fault (its first segment after the backup is missing)
+    tested = plane(1.5, [corruption(0.0)], backups={"wal": "stream"}, checks={"restore_test_every": "1d"})
+    test = tested.summary(1.5 * DAY)["restore_tests"][0]
+    assert test["outcome"] == "failed" and test["reason"].startswith("replay stopped: segment")
+    assert test["rpo_s"] == pytest.approx(DAY - tested.backups[0].end_s)
+    assert tested.alerts[0]["check"] == "restore_test" and tested.alerts[0]["caught"] == "segment_corruption"
+
+    # the same world with archive-based backups: nothing restores, and pg_verifybackup (which
+    # reads their WAL from the archive) fails the very first one
+    archived = plane(3.0, [corruption(0.0)])
+    assert archived.restore(3 * DAY).backup is None
+    assert archived.summary(3 * DAY)["backups"]["wal"] == "archive"
+    verified = plane(1.0, [corruption(0.0)], checks={"verify_backups": True})
+    assert verified.summary(DAY)["alerts"][0]["check"] == "verify_backup"
+    assert verified.backups[0].verified is False
+
+
+def test_a_backup_of_an_idle_database_is_restorable() -> None:
+    # No WAL at all: the backup's end still switches (its backup-end record), so its one
+    # segment closes at 3h + 100 s (1 GB at 10 MB/s), is archived 1 s later, and restores.
+    p = plane(1.0, flows={"readings": {"rows_per_s": 0.0}})
+    result = p.restore(DAY)
+    assert result.backup is not None and result.backup.label == "base-0001"
+    entry = p.archive_as_of(DAY).get(0)
+    assert entry is not None and entry.segment.closed_at == 3 * HOUR + 100.0
+    assert entry.segment.wal_bytes == 1 and entry.segment.forced
+    assert result.recovered_to_s == 3 * HOUR + 100.0 and result.replayed_segments == 1
+    assert p.summary(DAY)["archive"]["segments"] == 1
+
+
+def test_a_lost_primary_archives_nothing_more_from_its_pg_wal() -> None:
+    # The archive fails from 10h for 6 h: segments pile up in pg_wal. The primary dies at 12h,
+    # restored to 10h, back at 14h. Segments close at 10h + 41.08 s + 60 k (the 3h backup's
+    # switch set the phase): the 120 of them up to 12h are never archived.
+    p = plane(1.0, [failure(10 * HOUR, 6 * HOUR)])
+    p.advance(11 * HOUR)
+    p.primary_lost(12 * HOUR, 10 * HOUR, 14 * HOUR)
+    summary = p.summary(DAY)
+    assert summary["archive"]["lost_with_primary"] == 120
+    assert summary["primary_losses"] == [
+        {"at_s": 12 * HOUR, "recovered_to_s": 10 * HOUR, "back_at_s": 14 * HOUR, "segments_lost": 120}
+    ]
+    closed = p._closed
+    assert not [c for c in closed if 12 * HOUR < c <= 14 * HOUR]  # the database was down: no WAL
+    assert min(c for c in closed if c > 12 * HOUR) == 14 * HOUR + 60.0  # the new primary's first timeout
+    archive_times = [u.done for u, c in zip(p._up, closed, strict=False) if c <= 12 * HOUR and u.done > 12 * HOUR]
+    assert archive_times == []
+    # a fresh backup of the recovered database at 14h: 1 GB + 36 MB (14 h of rows less the 4 h lost)
+    fresh = next(b for b in p.backups if b.reason == "after recovery")
+    assert fresh.start_s == 14 * HOUR
+    assert fresh.end_s - fresh.start_s == pytest.approx((1e9 + 1000.0 * 10 * HOUR) / 1e7)
+    # at 15h the fresh backup's WAL waits behind the failure (until 16h): the 3h backup replays
+    # up to the first lost segment, which a restore cannot fetch
+    early = p.restore(15 * HOUR)
+    assert early.backup is not None and early.backup.label == "base-0001"
+    assert early.recovered_to_s == pytest.approx(10 * HOUR - 18.92)
+    assert early.stop_reason.endswith("not archived before the disaster")
+    late = p.restore(DAY)
+    assert late.backup is not None and late.backup.label == fresh.label
+    assert late.rpo_s < 62.0
+
+
+def test_a_lost_primary_interrupts_its_backup_and_fails_jobs_while_down() -> None:
+    p = plane(2.0)
+    p.primary_lost(3 * HOUR + 50.0, 3 * HOUR, None)
+    summary = p.summary(2 * DAY)
+    first = p.backups[0]
+    assert first.status == "failed" and first.end_s == 3 * HOUR + 50.0 and first.base is None
+    assert [b.status for b in p.backups] == ["failed", "failed"]  # day 1's job found it down
+    assert summary["backups"]["interrupted"] == 1 and summary["backups"]["primary_down"] == 1
+    assert not [c for c in p._closed if c > 3 * HOUR + 50.0]  # never back: no WAL, no switch
+    assert p.restore(2 * DAY).backup is None
+    with pytest.raises(ValueError, match="still down"):
+        p.primary_lost(DAY, None, None)
+
+
+def test_a_loss_is_refused_once_the_plane_is_past_it() -> None:
+    p = plane(1.0)
+    p.advance(12 * HOUR)
+    with pytest.raises(ValueError, match="already processed"):
+        p.primary_lost(11 * HOUR, None, None)
+
+
+def test_a_loss_reads_the_same_whether_the_plane_was_advanced_before_it() -> None:
+    # The loss falls 0.5 s into a segment's 1 s upload (closed at 12h + 41.08 s): a plane that
+    # had already counted that upload as done takes it back.
+    at, back = 12 * HOUR + 41.58, 15 * HOUR
+
+    def run(stepped: bool) -> tuple[dict[str, Any], Any]:
+        p = plane(30.0, [corruption(20 * DAY, 3 * DAY, mode="corrupt", fraction=0.1)], checks=COUNTERMEASURES)
+        if stepped:
+            t = 0.0
+            while t < at - 0.2:
+                t = min(at - 0.2, t + 3 * HOUR + 7.0)
+                p.summary(t)
+        p.primary_lost(at, at - 41.58, back)
+        if stepped:
+            t = at
+            while t < 30 * DAY:
+                t = min(30 * DAY, t + 17 * HOUR + 3.0)
+                p.summary(t)
+        return p.summary(30 * DAY), p.restore(30 * DAY)
+
+    straight, stepped = run(False), run(True)
+    assert straight == stepped
+    summary, result = straight
+    assert summary["archive"]["lost_with_primary"] == 1
+    assert result.backup is not None and result.rpo_s < 62.0
+
+
+def test_archive_timeout_is_off_or_at_least_a_second_and_backups_take_wal_from_the_archive() -> None:
+    from pydantic import ValidationError
+
+    from models.recovery.config import ChecksConfig, WalConfig
+
+    assert WalConfig.model_validate({"archive_timeout": 0}).archive_timeout == 0.0
+    assert WalConfig.model_validate({"archive_timeout": "1s"}).archive_timeout == 1.0
+    with pytest.raises(ValidationError, match="0 \\(off\\) or at least 1s"):
+        WalConfig.model_validate({"archive_timeout": "1ms"})
+    assert config(1.0).backups.wal == "archive"
+    with pytest.raises(ValidationError):
+        config(1.0, backups={"wal": "fetch"})
+    fields = ChecksConfig.model_fields
+    assert "does not change the runbook" in (fields["dr_drill_every"].description or "")
+    assert "not the runbook's other steps" in (fields["full_restore_every"].description or "")

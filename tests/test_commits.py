@@ -69,3 +69,24 @@ def test_records_must_come_in_time_order_and_every_table_needs_its_wal_size():
 def test_the_users_table_cannot_be_recorded():
     with pytest.raises(ValueError, match="users"):
         DurabilityConfig.model_validate({"flows": {"users": {"level": "records"}}})
+
+
+def test_the_cost_estimate_counts_the_detail_window_and_the_wal_segments():
+    """Six months with a durability section cost the detailed hours plus the backup plane's
+    segments, not six months of the detailed twin (which would be refused as too long)."""
+    from models.config import Scenario
+    from models.cost import estimate
+
+    base = {
+        "name": "six-months",
+        "duration": "180d 1h",
+        "fleet": {"meters": 100, "controllables": 100},
+        "workload": {"mobile_users": 100, "dashboard_users": 10},
+    }
+    detailed_twin = estimate(Scenario.model_validate(base))
+    durable = {**base, "durability": {"detail_from": "180d", "wal": {"archive_timeout": "60s"}}}
+    long_horizon = estimate(Scenario.model_validate(durable))
+    assert detailed_twin.wall_s > 1800 and long_horizon.wall_s < 60
+    assert long_horizon.driver == "durability.wal.archive_timeout"  # 259,200 segments, each a few microseconds
+    every_second = {**durable, "durability": {"detail_from": "180d", "wal": {"archive_timeout": "1s"}}}
+    assert estimate(Scenario.model_validate(every_second)).wall_s > 60 * long_horizon.wall_s / 2

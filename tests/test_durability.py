@@ -445,3 +445,57 @@ def test_segments_are_contiguous_and_never_overfull(steps: list[tuple[float, flo
     for s in segments:
         assert s.start_lsn == s.index * MIB and 0 < s.wal_bytes <= MIB
         assert s.closed_at > s.opened_at
+
+
+# --------------------------------------------------------------------------------------------
+# Review fixes: backup-end switches on an idle server (1d), self-contained backups (1c)
+
+
+def test_a_backup_end_switch_closes_a_segment_even_on_an_idle_server() -> None:
+    # pg_backup_stop writes a backup-end record, then switches: the segment holds (at least) that
+    # record, so it closes; the timeout's deadlines before and after pass without a switch.
+    idle = WalWorkload.constant(0.0)
+    segments = list(wal_segments(idle, 500.0, archive_timeout_s=60.0, switches=(100.0,)))
+    assert [(s.index, s.opened_at, s.closed_at, s.wal_bytes, s.forced) for s in segments] == [(0, 0.0, 100.0, 1, True)]
+    backup = base_backup("idle", BackupWindow(50.0, 100.0, 1e9), segments, idle)
+    archive = archive_segments(segments, 500.0)
+    assert verify_backup(backup, archive).ok
+    result = restore(500.0, [backup], archive)
+    assert result.backup == backup and result.recovered_to_s == 100.0
+
+
+def test_a_switch_at_the_instant_of_a_timeout_close_rides_on_it() -> None:
+    # the trickle's timeout closes segment 0 at 60 s; a backup ending then adds no second segment
+    assert [s.closed_at for s in trickle_segments(200.0, switches=(60.0,))] == [60.0, 120.0, 180.0]
+
+
+def test_a_self_contained_backup_restores_without_its_wal_in_the_archive_hand_worked() -> None:
+    # Segment 0 (the backup's own WAL: it ran from 30 s to 60 s) is missing in the archive. Taken
+    # with -X stream the backup carries it: usable, its 30,000 bytes replayed from the backup
+    # (no fetch), then segments 1..15 from the archive (archived by T=1000).
+    archive = trickle_archive({0: [SILENT]})
+    streamed = base_backup("s", BackupWindow(30.0, 60.0, 1e11), trickle_segments(), TRICKLE, stream=True)
+    assert streamed.self_contained and [s.index for s in streamed.wal] == [0]
+    assert verify_backup(streamed, archive).ok  # pg_verifybackup reads the backup's pg_wal
+    result = restore(1000.0, [streamed], archive, RESTORE)
+    assert result.backup == streamed
+    assert (result.recovered_to_s, result.replayed_segments, result.stopped_at_segment) == (960.0, 16, 16)
+    # copy 1000 s; fetch 15 * 0.5 = 7.5 s (segment 0 came with the backup); replay 93 s as before
+    assert result.steps == (
+        ("provision", 600.0),
+        ("copy base backup", 1000.0),
+        ("fetch WAL", 7.5),
+        ("replay WAL", 93.0),
+    )
+    # the same backup taking its WAL from the archive is unusable
+    plain = trickle_backup(trickle_segments())
+    assert not plain.self_contained and restore(1000.0, [plain], archive, RESTORE).backup is None
+
+
+def test_a_self_contained_backup_stops_at_the_first_bad_segment_after_its_end() -> None:
+    archive = trickle_archive({1: [SILENT]})
+    streamed = base_backup("s", BackupWindow(30.0, 60.0, 1e11), trickle_segments(), TRICKLE, stream=True)
+    result = restore(1000.0, [streamed], archive, RESTORE)
+    assert (result.recovered_to_s, result.stopped_at_segment) == (60.0, 1)
+    assert result.stop_reason == "segment 1 missing in the archive"
+    assert dict(result.steps)["fetch WAL"] == 0.0

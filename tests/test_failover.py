@@ -13,7 +13,7 @@ import pytest
 from models.logic.durability import RestoreResult
 from models.logic.health import ProbeResult
 from models.recovery.commits import CommitLog
-from models.recovery.config import DurabilityConfig, Flow
+from models.recovery.config import DurabilityConfig, Flow, Table
 from models.recovery.failover import Failover
 from models.recovery.faults import DisasterTarget, DiskLoss, RegionOutage
 from models.recovery.runbook import DATA_STEP
@@ -40,6 +40,10 @@ class Plane:
     def __init__(self, recovered_before: float | None) -> None:
         self.recovered_before = recovered_before
         self.calls: list[float] = []
+        self.lost: list[tuple[float, float | None, float | None]] = []
+
+    def primary_lost(self, at: float, recovered_to: float | None, back_at: float | None) -> None:
+        self.lost.append((at, recovered_to, back_at))
 
     def restore(self, disaster_s: float) -> RestoreResult:
         self.calls.append(disaster_s)
@@ -60,6 +64,22 @@ class Plane:
             "segment 43 missing in the archive",
             (),
         )
+
+
+class Wal:
+    """A replica's WAL position: the oldest commit not arrived, and when what arrived is replayed."""
+
+    def __init__(self, unshipped_since: float | None, replay_done_at: float) -> None:
+        self.since = unshipped_since
+        self.done = replay_done_at
+        self.asked: list[float] = []
+
+    def unshipped_since(self, now: float) -> float | None:
+        self.asked.append(now)
+        return self.since
+
+    def replay_done_at(self, now: float) -> float:
+        return self.done
 
 
 class Probe:
@@ -90,7 +110,7 @@ class Commands:
 
 def _commits() -> CommitLog:
     """readings and commands row by row, users at 0.01 rows/s (one every 100 s)."""
-    flows = {
+    flows: dict[Table, Flow] = {
         "readings": Flow(level="records"),
         "device_commands": Flow(level="records"),
         "users": Flow(rows_per_s=0.01),
@@ -112,7 +132,8 @@ class World:
         *,
         plane: Plane | None = None,
         seed: int = 1,
-        lag: float | None = 2.0,
+        wal: dict[str, Wal] | None = None,
+        replicas: int = 1,
         faults: list[Fault] | None = None,
         probe: Probe | None = None,
         commands: Commands | None = None,
@@ -122,6 +143,9 @@ class World:
         self.kernel = Kernel(seed, start=start)
         self.primary = Actor(self.kernel, "db-primary", zone="us-east-1a", region="us-east-1")
         self.replica = Actor(self.kernel, "db-replica-1", zone="us-east-1b", region="us-east-1")
+        self.replicas = [self.replica] + [
+            Actor(self.kernel, f"db-replica-{n}", zone="us-east-1c", region="us-east-1") for n in range(2, replicas + 1)
+        ]
         self.iot = Actor(self.kernel, "iot-core", zone="aws-managed", region="us-east-1")
         self.elsewhere = Actor(self.kernel, "monitor", zone="monitoring-net", region="monitoring")
         self.commits = _commits()
@@ -133,19 +157,16 @@ class World:
             self.commits,
             plane,
             primary=self.primary,
-            replicas=[self.replica],
+            replicas=self.replicas,
             replica_lag=constant("50ms"),
-            replica_lag_now=None if lag is None else (lambda: lag),
+            replica_wal=wal,
             disasters=faults or [],
             deep_probe=probe,  # type: ignore[arg-type]  # a stand-in for the Prober
             commands=commands,
             traffic=traffic,
         )
-        components: dict[str, object] = {
-            "db-primary": self.failover,
-            "db-replica-1": self.failover,
-            "us-east-1": self.failover,
-        }
+        components: dict[str, object] = {"db-primary": self.failover, "us-east-1": self.failover}
+        components.update(dict.fromkeys((r.name for r in self.replicas), self.failover))
         self.timeline = FaultTimeline(self.kernel, faults or [], components)
 
     def up(self) -> dict[str, bool]:
@@ -167,8 +188,14 @@ def test_failover_is_a_disaster_target() -> None:
     assert isinstance(World().failover, DisasterTarget)
 
 
-def test_primary_loss_promotes_a_replica_rpo_is_its_lag() -> None:
-    world = World({"promote_time": "30s"}, faults=[disk_loss("db-primary", 1000.0)])
+def test_primary_loss_promotes_a_replica_rpo_is_the_wal_never_shipped() -> None:
+    plane = Plane(None)
+    world = World(
+        {"promote_time": "30s"},
+        plane=plane,
+        wal={"db-replica-1": Wal(998.5, 1100.0)},
+        faults=[disk_loss("db-primary", 1000.0)],
+    )
     world.run_to(1000.0 + 239.0)
     # RTO = detect 60 + decide 120 + promote 30 + dns 30 = 240 s; only the primary is down
     assert world.up() == {"db-primary": False, "db-replica-1": True, "iot-core": True, "monitor": True}
@@ -176,24 +203,105 @@ def test_primary_loss_promotes_a_replica_rpo_is_its_lag() -> None:
     assert world.primary.up
     (entry,) = world.failover.summary()
     assert entry["path"] == "promote-replica"
+    assert entry["promoted"] == "db-replica-1"
     assert entry["rto_s"] == 240.0
     assert entry["service_back_at"] == 1240.0
+    # its backlog is replayed by 1100, before the team reaches the data step at 1180: no wait
     assert entry["step_s"] == {"detect": 60.0, "decide": 120.0, DATA_STEP: 30.0, "dns": 30.0}
-    assert [s["name"] for s in entry["steps"]] == ["detect", "decide", "promote a replica", "dns"]
-    # RPO: the replica was 2 s behind: commits in (998, 1000] are lost -- readings at 999 (7)
-    # and 1000 (3); commands at 998.5 and 999.5; users 0.01/s x 2 s = 0.02 rows -> none whole
-    assert entry["rpo_s"] == 2.0
-    assert entry["recovered_to"] == 998.0
+    names = [s["name"] for s in entry["steps"]]
+    assert names == ["detect", "decide", "replay the WAL already received", "promote a replica", "dns"]
+    # RPO: the commits from 998.5 on never reached the replica -- commands at 998.5 and 999.5,
+    # readings at 999 (7) and 1000 (3); users 0.01/s x 1.5 s = 0.015 rows -> none whole
+    assert entry["rpo_s"] == pytest.approx(1.5)
+    assert entry["recovered_to"] < 998.5
     assert entry["rows_lost"] == {"readings": 10, "device_commands": 2, "users": 0}
     assert entry["actors_down"] == ["db-primary"]
+    assert entry["restore"] is None
+    assert plane.calls == []  # promoted: nothing restored
+    assert plane.lost == [(1000.0, entry["recovered_to"], 1240.0)]
 
 
 def test_promotion_without_a_replay_position_draws_the_replication_lag() -> None:
-    world = World(lag=None, faults=[disk_loss("db-primary", 1000.0)])
+    world = World(faults=[disk_loss("db-primary", 1000.0)])
     world.run_to(1001.0)
     (entry,) = world.failover.summary()
     assert entry["rpo_s"] == pytest.approx(0.05)  # postgres.replication_lag, a constant 50 ms here
     assert entry["rows_lost"]["readings"] == 3  # only the commit at the disaster's instant
+    assert [s["name"] for s in entry["steps"]] == ["detect", "decide", "promote a replica", "dns"]  # no backlog
+
+
+def test_a_promoted_replica_loses_a_few_ms_and_its_replay_backlog_lengthens_the_rto() -> None:
+    """A standby 240 s behind in replay but with every commit but the last 5 ms received."""
+    world = World(
+        {"promote_time": "30s"}, wal={"db-replica-1": Wal(999.995, 1240.0)}, faults=[disk_loss("db-primary", 1000.0)]
+    )
+    world.run_to(1001.0)
+    (entry,) = world.failover.summary()
+    assert entry["rpo_s"] == pytest.approx(0.005)
+    assert entry["rows_lost"] == {"readings": 3, "device_commands": 0, "users": 0}  # the commit at 1000 only
+    # the standby replays from the disaster on; the team reaches the data step at 180 s, and
+    # waits for the 60 s left of the backlog, then promotes (30 s), then DNS (30 s)
+    replay = next(s for s in entry["steps"] if s["name"] == "replay the WAL already received")
+    assert (replay["start_s"], replay["seconds"]) == (180.0, 60.0)
+    assert entry["step_s"][DATA_STEP] == 90.0
+    assert entry["rto_s"] == 300.0
+    world.run_to(1299.0)
+    assert not world.primary.up
+    world.run_to(1301.0)
+    assert world.primary.up
+
+
+def test_a_backlog_longer_than_the_runbook_before_the_data_step_sets_the_rto() -> None:
+    world = World(
+        {"promote_time": "30s"}, wal={"db-replica-1": Wal(None, 1600.0)}, faults=[disk_loss("db-primary", 1000.0)]
+    )
+    world.run_to(1001.0)
+    (entry,) = world.failover.summary()
+    assert entry["rpo_s"] == 0.0  # everything had arrived
+    assert entry["rows_lost"] == {"readings": 0, "device_commands": 0, "users": 0}
+    # backlog done at 600 s, then promote 30 and DNS 30
+    assert entry["rto_s"] == 660.0
+
+
+def test_the_most_advanced_replica_is_promoted() -> None:
+    # replica 1 is caught up in replay but lacks the last 1.5 s; replica 2 has a replay backlog
+    # but lacks only the last 0.1 s: replica 2 loses less
+    wal = {"db-replica-1": Wal(998.5, 1000.0), "db-replica-2": Wal(999.9, 1300.0)}
+    world = World({"promote_time": "30s"}, wal=wal, replicas=2, faults=[disk_loss("db-primary", 1000.0)])
+    world.run_to(1001.0)
+    (entry,) = world.failover.summary()
+    assert entry["promoted"] == "db-replica-2"
+    assert entry["rpo_s"] == pytest.approx(0.1)
+    assert entry["rto_s"] == 60.0 + 120.0 + 120.0 + 30.0 + 30.0  # 120 s of backlog left at 180 s
+    assert wal["db-replica-1"].asked == wal["db-replica-2"].asked == [1000.0]
+
+
+def test_with_equal_wal_received_the_replica_done_replaying_first_is_promoted() -> None:
+    wal = {"db-replica-1": Wal(None, 1500.0), "db-replica-2": Wal(None, 1100.0)}
+    world = World(wal=wal, replicas=2, faults=[disk_loss("db-primary", 1000.0)])
+    world.run_to(1001.0)
+    assert world.failover.summary()[0]["promoted"] == "db-replica-2"
+
+
+def test_a_replica_that_is_down_is_not_promoted_and_without_one_the_primary_is_restored() -> None:
+    plane = Plane(recovered_before=600.0)
+    wal = {"db-replica-1": Wal(None, 1000.0), "db-replica-2": Wal(999.0, 1000.0)}
+    world = World(
+        plane=plane,
+        wal=wal,
+        replicas=2,
+        faults=[disk_loss("db-replica-1", 900.0), disk_loss("db-primary", 1000.0), disk_loss("db-primary", 90_000.0)],
+    )
+    world.run_to(1001.0)
+    entry = world.failover.summary()[1]
+    assert entry["promoted"] == "db-replica-2"  # replica 1 is being rebuilt
+    for replica in world.replicas:  # both out later on (replica 1 is rebuilt by then)
+        world.kernel.call_later(88_000.0, replica.crash, 10_000.0)
+    world.run_to(90_001.0)
+    last = world.failover.summary()[2]
+    assert last["path"] == "restore-no-replica"
+    assert last["promoted"] is None
+    assert plane.calls == [90_000.0]
 
 
 def test_primary_loss_restored_from_backups() -> None:
@@ -315,6 +423,10 @@ def test_region_back_before_the_decision_means_no_failover() -> None:
     assert entry["rpo_s"] == 0.0
     assert entry["rows_lost"] == {"readings": 0, "device_commands": 0, "users": 0}
     assert entry["step_s"] == {"detect": 60.0, "decide": 40.0, DATA_STEP: 0.0, "dns": 0.0, "warm caches": 0.0}
+    # nobody restored anything; the backup plane hears the primary back at the region's return
+    assert entry["restore"] is None
+    assert plane.calls == []
+    assert plane.lost == [(1000.0, 1000.0, 1100.0)]
 
 
 def test_region_back_after_the_decision_the_failover_goes_on() -> None:
@@ -326,6 +438,14 @@ def test_region_back_after_the_decision_the_failover_goes_on() -> None:
     assert entry["path"] == "restore-in-dr-region"
     assert entry["service_back_at"] == 2770.0
     assert entry["rpo_s"] == 600.0
+    assert entry["restore"]["stop_reason"] == "segment 43 missing in the archive"
+
+
+def test_a_region_outage_tells_the_backup_plane_the_primary_is_lost() -> None:
+    plane = Plane(recovered_before=600.0)
+    world = World(plane=plane, faults=[outage(1000.0, 8 * 3600.0)])
+    world.run_to(1001.0)
+    assert plane.lost == [(1000.0, 400.0, 1000.0 + 60.0 + 120.0 + 1260.0 + 30.0 + 300.0)]
 
 
 def test_a_restore_that_cannot_work_leaves_the_team_waiting_for_the_region() -> None:
@@ -336,6 +456,7 @@ def test_a_restore_that_cannot_work_leaves_the_team_waiting_for_the_region() -> 
     assert entry["service_back_at"] == 1000.0 + 3 * 3600.0
     assert entry["rto_s"] == 3 * 3600.0
     assert entry["rpo_s"] == 0.0
+    assert entry["restore"]["stop_reason"] == "no usable base backup"  # tried, and said why it failed
     assert all(world.up().values())
 
 
@@ -451,3 +572,66 @@ def test_a_late_start_matches_the_planned_disaster() -> None:
     (entry,) = world.failover.summary()
     assert entry["happened"] is True
     assert entry["rto_s"] == 240.0
+
+
+def test_a_second_disk_loss_of_a_primary_being_recovered_is_already_down() -> None:
+    plane = Plane(None)
+    world = World(
+        {"promote_time": "30s"},
+        plane=plane,
+        faults=[disk_loss("db-primary", 1000.0), disk_loss("db-primary", 1100.0), disk_loss("db-primary", 2000.0)],
+    )
+    world.run_to(1239.0)
+    assert not world.primary.up
+    world.run_to(1241.0)
+    assert world.primary.up  # back with the first recovery, as its record says
+    world.run_to(2001.0)
+    first, second, third = world.failover.summary()
+    assert (first["path"], first["service_back_at"], first["rto_s"]) == ("promote-replica", 1240.0, 240.0)
+    assert second["happened"] is True
+    assert second["path"] == "already-down"
+    assert second["merged_into"] == "disk_loss@db-primary"
+    assert second["key"] == "disk_loss@db-primary#2"
+    for field in ("rpo_s", "rto_s", "recovered", "recovered_to", "service_back_at", "restore"):
+        assert second[field] is None, field
+    assert second["rows_lost"] == {"readings": None, "device_commands": None, "users": None}
+    assert second["commands"] == dict.fromkeys(["started", "accepted", "failed", "unanswered"])
+    assert second["steps"] == []
+    # after the first recovery a disk loss is a new disaster with its own runbook
+    assert (third["path"], third["rto_s"], third["merged_into"]) == ("promote-replica", 240.0, None)
+    assert [at for at, _, _ in plane.lost] == [1000.0, 2000.0]
+    json.dumps(world.failover.summary(), allow_nan=False)
+
+
+def test_a_region_outage_after_the_primary_is_lost_for_good_is_already_down() -> None:
+    plane = Plane(None)
+    world = World(
+        {"on_primary_loss": "restore"},
+        plane=plane,
+        faults=[disk_loss("db-primary", 1000.0), outage(2000.0, 100.0)],
+    )
+    world.run_to(2050.0)
+    assert world.up() == {"db-primary": False, "db-replica-1": False, "iot-core": False, "monitor": True}
+    world.run_to(2101.0)
+    # the region is back; the primary, lost for good, is not
+    assert world.up() == {"db-primary": False, "db-replica-1": True, "iot-core": True, "monitor": True}
+    lost, region = world.failover.summary()
+    assert lost["recovered"] is False
+    assert region["path"] == "already-down"  # not "region-returned" with RPO 0
+    assert region["merged_into"] == "disk_loss@db-primary"
+    assert region["rpo_s"] is None and region["rto_s"] is None and region["service_back_at"] is None
+    assert region["actors_down"] == ["db-replica-1", "iot-core"]
+    assert region["region_back_at"] == 2100.0
+    assert plane.calls == [1000.0]  # no restore for the outage
+    assert plane.lost == [(1000.0, None, None)]  # told once, at the disk loss
+
+
+def test_a_replica_disk_loss_during_a_region_outage_is_already_down() -> None:
+    world = World(
+        {"cross_region_replica": True, "cross_region_lag": "2s"},
+        faults=[outage(1000.0, 8 * 3600.0), disk_loss("db-replica-1", 1100.0)],
+    )
+    world.run_to(1101.0)
+    _, replica = world.failover.summary()
+    assert replica["path"] == "already-down"
+    assert replica["merged_into"] == "region_outage@us-east-1"

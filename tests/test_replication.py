@@ -58,6 +58,38 @@ def test_a_commit_is_replayed_after_its_ship_delay_and_its_bytes_at_the_replay_r
     assert stream.max_lag == pytest.approx(0.6)
 
 
+def test_a_promotion_loses_only_the_wal_not_arrived_and_waits_for_the_replay_of_what_did() -> None:
+    """A 240 s replay backlog, a 5 ms shipping delay: a promotion loses 5 ms, not 240 s."""
+    stream = ReplayStream(1e6, fixed(0.005))
+    assert stream.commit(1, 0.0, 240e6) == pytest.approx(240.005)  # arrives 0.005, 240 s to replay
+    assert stream.commit(2, 10.0, 1000.0) == pytest.approx(240.006)  # arrives 10.005
+    # at 10.002 commit 2 is on the wire: a promotion loses it, and waits for commit 1's replay
+    assert stream.unshipped_since(10.002) == 10.0
+    assert stream.replay_done_at(10.002) == pytest.approx(240.005)
+    assert stream.staleness(10.002) == pytest.approx(10.002)  # what a read sees is another matter
+    # at 10.005 both have arrived: nothing lost, the whole backlog to replay
+    assert stream.unshipped_since(10.005) is None
+    assert stream.replay_done_at(10.005) == pytest.approx(240.006)
+    # nothing pending: nothing lost, nothing to wait for
+    assert stream.unshipped_since(300.0) is None
+    assert stream.replay_done_at(300.0) == 300.0
+    # the oldest of several commits not arrived
+    stream.commit(3, 400.0, 10.0)
+    stream.commit(4, 400.001, 10.0)
+    assert stream.unshipped_since(400.004) == 400.0
+    assert stream.replay_done_at(400.004) == 400.004  # nothing arrived is left to replay
+
+
+def test_the_replica_server_answers_a_promotion_s_questions() -> None:
+    h = Harness()  # ship delay 1 s
+    h.at(10.0).insert_readings((0, 9.0))
+    replica, primary = h.replicas[0], h.primary
+    assert replica.unshipped_since(10.5) == 10.0
+    assert replica.replay_done_at(10.5) == 10.5  # nothing arrived yet
+    assert replica.unshipped_since(11.5) is None
+    assert primary.unshipped_since(11.5) is None and primary.replay_done_at(11.5) == 11.5
+
+
 def test_wal_arrives_in_order_whatever_each_commit_s_delay() -> None:
     stream = ReplayStream(1e9, fixed(0.5, 0.1))
     stream.commit(1, 0.0, 0.0)  # arrives at 0.5

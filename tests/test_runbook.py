@@ -201,6 +201,11 @@ def test_a_custom_runbook_from_the_scenario() -> None:
             [{"name": "a", "time": 1}, {"name": "a", "time": 2}, {"name": "d", "recovers_data": True}],
             "unique",
         ),
+        # the data step's reported name: a timed step under it would be summed with the data's time
+        (
+            [{"name": "recover data", "time": "1m"}, {"name": "d", "recovers_data": True}],
+            "'recover data' is reserved",
+        ),
     ],
 )
 def test_bad_runbooks_are_refused(steps: list[dict[str, object]], message: str) -> None:
@@ -208,9 +213,32 @@ def test_bad_runbooks_are_refused(steps: list[dict[str, object]], message: str) 
         FailoverConfig.model_validate({"runbook": steps})
 
 
+def test_the_data_step_may_carry_the_reserved_name() -> None:
+    config = FailoverConfig.model_validate({"runbook": [{"name": DATA_STEP, "recovers_data": True}]})
+    assert Runbook.from_config(config.runbook).step_names("primary_loss") == (DATA_STEP,)
+
+
+def test_data_steps_may_depend_on_when_the_team_gets_there() -> None:
+    seen: list[float] = []
+
+    def data(start_s: float) -> list[tuple[str, float]]:
+        seen.append(start_s)
+        return [("wait for the backlog", max(0.0, 240.0 - start_s)), ("promote", 30.0)]
+
+    timeline = _custom().bind(Kernel(1).sampler).draw("primary_loss", data)
+    assert seen == [180.0]  # detect 60 + decide 120
+    assert [(s.name, s.start_s, s.seconds) for s in timeline.steps][2:4] == [
+        ("wait for the backlog", 180.0, 60.0),
+        ("promote", 240.0, 30.0),
+    ]
+    assert timeline.rto_s == 60.0 + 120.0 + 60.0 + 30.0 + 30.0
+
+
 def test_runbook_itself_refuses_two_data_steps() -> None:
     with pytest.raises(ValueError, match="exactly one data step"):
         Runbook("x", (Step("a", None), Step("b", None)))
+    with pytest.raises(ValueError, match="reserved"):
+        Runbook("x", (Step(DATA_STEP, constant(1)), Step("b", None)))
     with pytest.raises(ValueError, match="unknown runbook"):
         Runbook.from_config("heroic")
 

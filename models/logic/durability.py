@@ -15,9 +15,10 @@ The pieces, in the order a disaster drill uses them:
 1. :func:`wal_segments` cuts the WAL a :class:`WalWorkload` writes into fixed-size segments.
    A segment closes when it is full, when ``archive_timeout`` has passed since the last switch
    *and* WAL was written since (PostgreSQL's checkpointer, ``CheckArchiveTimeout``: on an idle
-   server the timer restarts without a switch, "so we don't retry constantly"), or at an
-   explicit switch (``pg_backup_stop`` ends every base backup with one). A forced switch still
-   uses a whole segment's LSN space: the next segment starts at the next 16 MiB boundary.
+   server the timer restarts without a switch, "so we don't retry constantly"), or at a base
+   backup's end (``pg_backup_stop`` writes a backup-end record and switches, so that switch
+   happens even on an idle server). A forced switch still uses a whole segment's LSN space: the
+   next segment starts at the next 16 MiB boundary.
 2. :func:`archive_segments` runs the archiver over the closed segments, one at a time and in
    order, as PostgreSQL does: a failed ``archive_command`` (non-zero exit) is retried and blocks
    every later segment in ``pg_wal``; a broken command that exits 0 without copying marks the
@@ -40,7 +41,9 @@ Assumptions, decided once here:
   ``pg_wal`` at the disaster are lost, whatever the archiver would have done later.
 * A base backup takes its WAL from the archive (``pg_basebackup -X none``, or the
   archive-based backups of pgBackRest / WAL-G), so the archive must hold the segments from its
-  start LSN to its end LSN for the backup to be consistent at all.
+  start LSN to its end LSN for the backup to be consistent at all -- unless it carries that WAL
+  itself (:attr:`BaseBackup.wal`: ``pg_basebackup``'s default ``-X stream``). Such a backup is
+  consistent whatever the archive holds; the archive only matters for replay past its end.
 * Recovery runs to the end of the archive (no ``recovery_target``): the best RPO the archive
   allows. Replay stops at the first segment the ``restore_command`` cannot deliver intact;
   PostgreSQL then ends recovery there, so later segments never count even if they are intact.
@@ -194,8 +197,11 @@ def wal_segments(
 
     Why a generator: months of WAL are millions of segments, and a simulation consumes them in
     order. ``archive_timeout_s`` of 0 disables the timeout (PostgreSQL's default). ``switches``
-    are explicit segment switches (``pg_switch_wal()``, ``pg_backup_stop``); like the timeout,
-    they switch only when the segment holds WAL, and they restart the timeout's clock.
+    are base backups' ends (``pg_backup_stop``): unlike the timeout, such a switch happens even
+    when the segment holds no WAL yet, because ``pg_backup_stop`` first writes its backup-end
+    record (counted as at least one byte), so the backup's last segment always closes; a switch
+    at the very instant a segment closes anyway rides on that close. A switch restarts the
+    timeout's clock.
     """
     if segment_bytes <= 0:
         raise ValueError("segment_bytes must be positive")
@@ -223,7 +229,7 @@ def wal_segments(
             closing = forced = True
         while next_switch < len(pending) and pending[next_switch] <= t:
             next_switch += 1
-            if fill > 0 and not closing:
+            if not closing:  # the backup-end record: the segment holds WAL even on an idle server
                 closing = forced = True
         if closing:
             start = index * segment_bytes
@@ -449,7 +455,12 @@ class BackupDamage:
 
 @dataclass(frozen=True, slots=True)
 class BaseBackup:
-    """A finished base backup and the WAL it needs to be consistent."""
+    """A finished base backup and the WAL it needs to be consistent.
+
+    ``wal`` is the WAL the backup carries in its own ``pg_wal`` (``pg_basebackup -X stream``,
+    its default): the segments ``first_segment..last_segment``. Empty, the backup takes that WAL
+    from the archive (``-X none``, and the archive-based backups of pgBackRest and WAL-G).
+    """
 
     label: str
     start_s: float
@@ -460,6 +471,12 @@ class BaseBackup:
     first_segment: int
     last_segment: int
     damage: BackupDamage = field(default_factory=BackupDamage)
+    wal: tuple[WalSegment, ...] = ()
+
+    @property
+    def self_contained(self) -> bool:
+        """Whether the backup carries the WAL it needs to be consistent (``-X stream``)."""
+        return bool(self.wal)
 
 
 def _locate(segments: Sequence[WalSegment], workload: WalWorkload, t: float, segment_bytes: int) -> tuple[int, int]:
@@ -484,11 +501,13 @@ def base_backup(
     damage: BackupDamage | None = None,
     *,
     segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+    stream: bool = False,
 ) -> BaseBackup:
     """The backup taken in ``window``, with the WAL range it needs read off ``segments``.
 
     ``segments`` should be the output of :func:`wal_segments` with the backup's end among the
-    switches, so the last segment it needs is closed when the backup ends.
+    switches, so the last segment it needs is closed when the backup ends. With ``stream``
+    the backup carries those segments itself (``pg_basebackup -X stream``).
     """
     first, start_lsn = _locate(segments, workload, window.start_s, segment_bytes)
     last, end_lsn = _locate(segments, workload, window.end_s, segment_bytes)
@@ -502,6 +521,7 @@ def base_backup(
         first,
         last,
         damage or BackupDamage(),
+        tuple(s for s in segments if first <= s.index <= last) if stream else (),
     )
 
 
@@ -533,18 +553,28 @@ def verify_backup(backup: BaseBackup, archive: Archive, *, parse_wal: bool = Tru
     2. every file in the manifest is present (missing files);
     3. every file's checksum matches (corrupt files);
     4. with ``parse_wal`` (no ``--no-parse-wal``), the WAL from the backup's start LSN to its
-       end LSN parses: here, every segment in ``first_segment..last_segment`` is in the
-       archive intact (pointing ``--wal-directory`` at the archive's copy).
+       end LSN parses: for a backup taken with ``-X stream``, the segments in its own
+       ``pg_wal`` (the archive is never looked at); otherwise every segment in
+       ``first_segment..last_segment`` is in the archive intact (pointing ``--wal-directory``
+       at the archive's copy).
 
     It cannot see WAL the backup does not need (a segment lost after the backup's end breaks
-    PITR but not this verdict) nor damage the backup faithfully copied.
+    PITR but not this verdict) nor damage the backup faithfully copied; a self-contained
+    backup's verdict says nothing about the archive at all.
     """
     damage = backup.damage
     if damage.manifest_corrupt:
         return Verification(False, ("backup_manifest checksum mismatch (fatal)",), NOT_CHECKED)
     problems = [f"missing file {name}" for name in damage.missing_files]
     problems += [f"checksum mismatch in {name}" for name in damage.corrupt_files]
-    if parse_wal:
+    if parse_wal and backup.self_contained:
+        carried = {segment.index for segment in backup.wal}
+        problems += [
+            f"WAL segment {index} not in the backup's pg_wal"
+            for index in range(backup.first_segment, backup.last_segment + 1)
+            if index not in carried
+        ]
+    elif parse_wal:
         for index in range(backup.first_segment, backup.last_segment + 1):
             entry = archive.get(index)
             if entry is None:
@@ -603,6 +633,8 @@ class RestoreResult:
 def _unusable(backup: BaseBackup, archive: Archive) -> str | None:
     if not backup.damage.physically_intact:
         return "backup files missing or corrupt"
+    if backup.self_contained:
+        return None  # its own pg_wal makes it consistent, whatever the archive holds
     for index in range(backup.first_segment, backup.last_segment + 1):
         entry = archive.get(index)
         if entry is None or entry.state is not SegmentState.ARCHIVED:
@@ -618,12 +650,14 @@ def restore(
 ) -> RestoreResult:
     """Restore at ``disaster_s`` from the newest usable backup plus the archive as it stood then.
 
-    A backup is usable when it finished by ``disaster_s``, its files are intact, and the
-    archive holds its own WAL intact (else recovery never reaches a consistent state). Replay
-    then applies archived segments from the backup's first one in order and stops at the first
-    segment missing, corrupt or not yet archived. The data is as of the last replayed segment's
-    close; RPO is the rest of the time to the disaster. RTO is the fixed steps plus copying
-    the backup plus fetching and replaying the WAL.
+    A backup is usable when it finished by ``disaster_s``, its files are intact, and it has
+    its own WAL intact: in the archive, or in the backup itself (:attr:`BaseBackup.wal`; else
+    recovery never reaches a consistent state). Replay applies the backup's own segments (no
+    fetch: they are local; PostgreSQL falls back to ``pg_wal`` when ``restore_command`` cannot
+    deliver one), then archived segments in order, and stops at the first segment missing,
+    corrupt or not yet archived. The data is as of the last replayed segment's close; RPO is
+    the rest of the time to the disaster. RTO is the fixed steps plus copying the backup plus
+    fetching (archived segments only) and replaying the WAL.
     """
     available = archive.as_of(disaster_s)
     skipped: list[tuple[str, str]] = []
@@ -639,7 +673,11 @@ def restore(
         return RestoreResult(
             disaster_s, None, None, math.inf, math.inf, fixed, 0, None, "no usable base backup", tuple(skipped)
         )
-    index, replay_bytes, recovered_to = chosen.first_segment, 0, chosen.end_s
+    index, replay_bytes, recovered_to, fetched = chosen.first_segment, 0, chosen.end_s, 0
+    for segment in chosen.wal:  # carried by the backup (-X stream)
+        replay_bytes += segment.end_lsn - max(segment.start_lsn, min(chosen.start_lsn, segment.end_lsn))
+        recovered_to = max(recovered_to, segment.closed_at)
+        index = segment.index + 1
     while True:
         entry = available.get(index)
         if entry is None:
@@ -652,11 +690,12 @@ def restore(
         replay_bytes += segment.end_lsn - max(segment.start_lsn, min(chosen.start_lsn, segment.end_lsn))
         recovered_to = max(recovered_to, segment.closed_at)
         index += 1
+        fetched += 1
     replayed = index - chosen.first_segment
     steps = (
         *fixed,
         ("copy base backup", chosen.size_bytes / settings.copy_bytes_per_s),
-        ("fetch WAL", replayed * settings.fetch_s_per_segment),
+        ("fetch WAL", fetched * settings.fetch_s_per_segment),
         ("replay WAL", replay_bytes / settings.replay_bytes_per_s),
     )
     rto = math.fsum(seconds for _, seconds in steps)

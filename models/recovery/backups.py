@@ -26,7 +26,8 @@ staleness check):
 * *WAL* (continuous): cut into segments by the ``archive_timeout`` rule of
   :func:`~models.logic.durability.wal_segments` (same rule, computed piece by piece on
   constant-rate pieces, so months of WAL cost one numpy range per piece); a base backup's
-  end is an explicit switch (``pg_backup_stop``).
+  end is an explicit switch (``pg_backup_stop``), which closes a segment even on an idle
+  database (its backup-end record).
 * *Archiver* (continuous, one segment at a time, in order): a segment's upload starts when it
   has closed and the previous one is done, and takes a draw of ``wal.upload_time``. An attempt
   starting while an ``archive_failure`` is active fails and is retried every
@@ -39,9 +40,19 @@ staleness check):
   and at once after each fix. A backup copies the database (``initial_size`` plus every row
   written so far) at ``throughput``. ``backup_failure`` active at its start: ``failed`` (no
   backup) or ``truncated`` (reported fine, files missing, :data:`TRUNCATED_SHARE` of the size).
-  At each backup's end, backups that ended more than ``retention`` ago are deleted, and the
-  backup-size alert compares the size with the mean of the last 7 days' backups (those that
-  raised it themselves left out; a failed job counts as size 0, so the alert catches it too).
+  ``backups.wal``: ``archive`` (pgBackRest / WAL-G style) takes the backup's own WAL from the
+  archive; ``stream`` (``pg_basebackup -X stream``) carries it in the backup
+  (:attr:`~models.logic.durability.BaseBackup.wal`), so a broken archive does not make the
+  backup unusable, only its replay past the end short.
+  *Retention* runs at the end of each job that reports success (``ok`` or ``truncated``; a
+  ``failed`` job expires nothing, so forty days of failed jobs keep the last good backups, as
+  pgBackRest expires only after a successful backup): the backups that ended more than
+  ``retention`` ago are deleted, except the newest of them (it restores to the window's start,
+  as pgBackRest's time-based retention keeps it). The backup just taken is never deleted, so
+  the newest backup that reported success always survives.
+  The backup-size alert compares the size with the mean of the last 7 days' backups (those that
+  raised it themselves left out; a failed job counts as size 0, so the alert catches it too;
+  a job that found the primary down is not compared).
 * *pg_verifybackup* (``checks.verify_backups``): ``checks.verify_after`` after each backup's
   end, against the archive as it then is (:func:`~models.logic.durability.verify_backup`).
 * *WAL checksum check* (``checks.wal_checksums``): every period, lists what was archived since
@@ -57,6 +68,23 @@ staleness check):
 
 An alert records its time, the check that raised it, the fault it caught (or none: a false
 alarm) and the detection delay from that fault's start.
+
+**A lost primary** (:meth:`BackupPlane.primary_lost`, called by the failover at a primary's
+disk loss or a region's failover): at ``at`` the primary dies with its ``pg_wal``. Segments
+closed but not archived by then (waiting, or mid-upload) are never archived -- they count as
+``lost_with_primary``, and a replay stops there ("not archived before the disaster") -- and
+the segment open at ``at`` is gone. A backup running at ``at`` fails (``interrupted``);
+scheduled jobs while the database is down fail at once. No WAL is written from ``at`` until
+``back_at``, the aggregate flows' included (the database is down). From ``back_at`` the new
+primary writes WAL and archives it again, numbering segments on from where the old history's
+closed ones stop, and a fresh base backup (reason ``after recovery``) starts at once; its size
+leaves out what the recovery lost (from ``recovered_to`` to ``back_at``). Kept simple: the
+archive is one sequence of segments, not PostgreSQL's timelines. A restore from a backup of
+the old history replays the old history up to its first hole and continues into the new one
+only when there is none -- which is what following the new timeline gives when the recovery
+replayed the whole archive; a restore that stopped at a hole branched there, and a later
+restore from an old backup stops at that hole too (PostgreSQL could follow the new timeline
+from it: conservative). Until the fresh backup ends, restore tests therefore see stale data.
 """
 
 from __future__ import annotations
@@ -87,7 +115,15 @@ from models.recovery.config import DurabilityConfig
 from models.recovery.faults import ARCHIVE, BACKUPS, ArchiveFailure, BackupFailure, PlannedFault, SegmentCorruption
 from sim.kernel import Kernel
 
-__all__ = ["DETAIL_CELL_S", "SIZE_WINDOW_S", "TRUNCATED_SHARE", "BackupPlane", "BackupRecord", "Incident"]
+__all__ = [
+    "DETAIL_CELL_S",
+    "SIZE_WINDOW_S",
+    "TRUNCATED_SHARE",
+    "BackupPlane",
+    "BackupRecord",
+    "Incident",
+    "PrimaryLoss",
+]
 
 DETAIL_CELL_S = 1.0
 """In the detail window the WAL rate is taken per cell of this many seconds (the commits in the
@@ -98,12 +134,16 @@ SIZE_WINDOW_S = 7 * 86400.0
 TRUNCATED_SHARE = 0.5
 """A truncated backup (``backup_failure`` mode ``truncated``) holds this share of the files."""
 _DAY = 86400.0
-_OK, _MISSING, _CORRUPT = 0, 1, 2
+_OK, _MISSING, _CORRUPT, _LOST = 0, 1, 2, 3
+"""Upload outcomes; ``_LOST``: never archived, the primary died with it in ``pg_wal`` (no archive
+entry: views of the archive stop before it)."""
 _STATES = (SegmentState.ARCHIVED, SegmentState.MISSING, SegmentState.CORRUPT)
 
 # Plane events, in the order they run when they fall at the same time.
 _BACKUP_END, _VERIFY, _FIX, _BACKUP_START, _FRESH_BACKUP = 0, 1, 2, 3, 4
 _WAL_CHECK, _RESTORE_TEST, _FULL_RESTORE, _DRILL, _STALE = 5, 6, 7, 8, 9
+_INTERRUPTED = ("interrupted: the primary was lost during the backup",)
+_PRIMARY_DOWN = ("not run: the primary is down",)
 _PERIODIC_NAMES = {
     _WAL_CHECK: "wal_checksums",
     _RESTORE_TEST: "restore_test",
@@ -149,9 +189,25 @@ class BackupRecord:
     problems: tuple[str, ...] = ()
     deleted_at: float | None = None
     reason: str = "scheduled"
-    """``scheduled``, or ``after fix`` (the fresh backup after a fix)."""
+    """``scheduled``, ``after fix`` (the fresh backup after a fix) or ``after recovery`` (the
+    first backup of a new primary)."""
     size_alert: bool = False
     """Its size raised the backup-size alert (it is left out of later backups' mean)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrimaryLoss:
+    """A primary lost at ``at`` (with its ``pg_wal``), the data recovered to ``recovered_to``
+    (``None``: nothing), and a new primary writing from ``back_at`` (``None``: not in the run)."""
+
+    at: float
+    recovered_to: float | None
+    back_at: float | None
+
+    @property
+    def until(self) -> float:
+        """When the database writes again (infinity: never in the run)."""
+        return math.inf if self.back_at is None else self.back_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +264,9 @@ class _LagAlert:
 
 
 class BackupPlane:
-    """See the module docstring. Public: :meth:`advance`, :meth:`restore`, :meth:`summary`,
-    :attr:`backups`, :attr:`incidents`, :attr:`alerts`, :meth:`archive_as_of`."""
+    """See the module docstring. Public: :meth:`advance`, :meth:`restore`, :meth:`primary_lost`,
+    :meth:`summary`, :attr:`backups`, :attr:`incidents`, :attr:`alerts`, :attr:`losses`,
+    :meth:`archive_as_of`."""
 
     def __init__(
         self,
@@ -255,13 +312,15 @@ class BackupPlane:
         self._up: list[_Uploaded] = []
         self._done: list[float] = []  # the archiver works in order, so this is non-decreasing
         self._bad: list[int] = []  # indices of uploaded segments missing or corrupt, in order
+        self._lost: list[int] = []  # indices of segments lost with a primary's pg_wal, in order
+        self.losses: list[PrimaryLoss] = []
         self._max_lag = 0.0
         self._switches: list[float] = []
         self._switch_set: set[float] = set()
         # backups, checks, alerts
         self.backups: list[BackupRecord] = []
         self._running: BackupRecord | None = None
-        self._fresh_wanted = 0
+        self._fresh_wanted: str | None = None  # a fresh backup's reason, waiting for the running one
         self.alerts: list[dict[str, Any]] = []
         self.restore_tests: list[dict[str, Any]] = []
         self.drills: list[dict[str, Any]] = []
@@ -314,12 +373,58 @@ class BackupPlane:
         self.advance(disaster_s)
         return self._restore_at(disaster_s)
 
+    def primary_lost(self, at: float, recovered_to: float | None, back_at: float | None) -> None:
+        """The primary died at ``at`` with its ``pg_wal``; its data was recovered to
+        ``recovered_to`` (``None``: nothing recovered) and a new primary writes from ``back_at``
+        (``None``: not in this run). See the module docstring for what follows.
+
+        Call it at the disaster (``at`` at or before the kernel's clock, and not before what the
+        plane has processed), once per loss, in time order; a loss while the database is still
+        down from the previous one is refused (``ValueError``).
+        """
+        if back_at is not None and back_at < at:
+            raise ValueError(f"back_at ({back_at}) is before the loss ({at})")
+        if recovered_to is not None and recovered_to > at:
+            raise ValueError(f"recovered_to ({recovered_to}) is after the loss ({at})")
+        if self.losses and at < self.losses[-1].until:
+            raise ValueError(
+                f"the primary is still down from the loss at {self.losses[-1].at} (until {self.losses[-1].until})"
+            )
+        if at < self._flow_to:
+            raise ValueError(f"the plane has already processed WAL up to {self._flow_to}, after the loss at {at}")
+        self.losses.append(PrimaryLoss(at, recovered_to, back_at))
+        if self._seg.a == at:  # a piece starts right at the loss: its open segment dies now
+            self._seg = replace(self._seg, opened=at, fill=0.0, deadline=math.inf, first=self._seg.next)
+        # uploads still running at the loss die with the primary: take them back, the archiver
+        # re-decides them knowing the loss (they are lost)
+        k = bisect.bisect_right(self._done, at)
+        if k < len(self._up):
+            del self._up[k:], self._done[k:]
+            del self._bad[bisect.bisect_left(self._bad, k) :]
+            del self._lost[bisect.bisect_left(self._lost, k) :]
+            self._max_lag = max(
+                (u.done - self._closed[i] for i, u in enumerate(self._up) if u.state != _LOST), default=0.0
+            )
+            self._arch = replace(self._arch, next=k, free_at=self._done[-1] if self._done else -math.inf)
+        self.advance(at)
+        running = self._running
+        if running is not None and running.end_s > at:
+            position = bisect.bisect_left(self._switches, running.end_s)
+            if position < len(self._switches) and self._switches[position] == running.end_s:
+                del self._switches[position]
+                self._switch_set.discard(running.end_s)
+            running.status, running.end_s, running.base, running.size_bytes = "failed", at, None, 0.0
+            running.problems = _INTERRUPTED
+            self._running = None
+        self._fresh_wanted = None  # the new primary's first backup replaces it
+        if back_at is not None:
+            self._push(back_at, _FRESH_BACKUP, "after recovery")
+
     def archive_as_of(self, t: float, first: int = 0, last: int | None = None) -> Archive:
-        """The archive record as it stood at ``t``, for segments ``first..last`` (default: all)."""
+        """The archive record as it stood at ``t``, for segments ``first..last`` (default: all),
+        up to the first segment lost with a primary (an :class:`Archive` has no gaps)."""
         self.advance(t)
-        count = bisect.bisect_right(self._done, t)
-        stop = count if last is None else min(count, last + 1)
-        return Archive(tuple(self._entry(i) for i in range(max(0, first), stop)))
+        return self._archive_slice(t, first, len(self._up) if last is None else last)
 
     def summary(self, until: float) -> dict[str, Any]:
         """Plain data for the result: backups, archive, alerts, restore tests, drills, fixes,
@@ -329,12 +434,13 @@ class BackupPlane:
         states = [u.state for u in self._up[:uploaded]]
         closed = bisect.bisect_right(self._closed, until)
         waiting = [until - self._closed[i] for i in range(uploaded, closed)]
-        lags = [u.done - self._closed[i] for i, u in enumerate(self._up[:uploaded])]
+        lags = [u.done - self._closed[i] for i, u in enumerate(self._up[:uploaded]) if u.state != _LOST]
         done = [b for b in self.backups if b.end_s <= until]
         kept = [b for b in done if b.base is not None and (b.deleted_at is None or b.deleted_at > until)]
         return {
             "processed_to_s": until,
             "backups": {
+                "wal": self.config.backups.wal,
                 "taken": sum(b.status != "failed" for b in done),
                 "failed": sum(b.status == "failed" for b in done),
                 "truncated": sum(b.status == "truncated" for b in done),
@@ -343,6 +449,8 @@ class BackupPlane:
                 "kept": len(kept),
                 "deleted": sum(b.deleted_at is not None and b.deleted_at <= until for b in done),
                 "skipped_slots": self.skipped_slots,
+                "interrupted": sum(b.problems[:1] == _INTERRUPTED for b in done),
+                "primary_down": sum(b.problems[:1] == _PRIMARY_DOWN for b in done),
                 "last_size_bytes": done[-1].size_bytes if done else None,
                 "last_duration_s": done[-1].end_s - done[-1].start_s if done else None,
                 "max_duration_s": max((b.end_s - b.start_s for b in done), default=None),
@@ -352,6 +460,7 @@ class BackupPlane:
                 "archived": states.count(_OK),
                 "missing": states.count(_MISSING),
                 "corrupt": states.count(_CORRUPT),
+                "lost_with_primary": states.count(_LOST),
                 "pending": closed - uploaded,
                 "max_lag_s": max([0.0, *lags, *waiting]),
                 "segment_bytes": self._S,
@@ -368,6 +477,16 @@ class BackupPlane:
                 default=None,
             ),
             "faults_fixed": sum(f["at"] <= until for f in self.fixes if f["ended_fault"]),
+            "primary_losses": [
+                {
+                    "at_s": loss.at,
+                    "recovered_to_s": loss.recovered_to,
+                    "back_at_s": loss.back_at,
+                    "segments_lost": sum(self._up[i].done == loss.at for i in self._lost),
+                }
+                for loss in self.losses
+                if loss.at <= until
+            ],
             "restore_tests": [dict(r) for r in self.restore_tests if r["at"] <= until],
             "drills": [dict(d) for d in self.drills if d["at"] <= until],
             "fixes": [dict(f) for f in self.fixes if f["at"] <= until],
@@ -391,11 +510,20 @@ class BackupPlane:
         before the kernel's clock (commits at the clock's own instant may still come)."""
         now = self.kernel.now
         if now <= self.detail_from:
-            return self.detail_from if self.detail_from > 0 else 0.0
-        cells = math.ceil((now - self.detail_from) / DETAIL_CELL_S) - 1
-        return self.detail_from + max(0, cells) * DETAIL_CELL_S
+            known = self.detail_from if self.detail_from > 0 else 0.0
+        else:
+            cells = math.ceil((now - self.detail_from) / DETAIL_CELL_S) - 1
+            known = self.detail_from + max(0, cells) * DETAIL_CELL_S
+        # from a primary's loss to its return nothing is written: known to the return
+        return max([known, *(loss.until for loss in self.losses if loss.at <= now)])
+
+    def _down(self, a: float) -> PrimaryLoss | None:
+        """The loss during which ``a`` falls (``[at, until)``), if any."""
+        return next((loss for loss in self.losses if loss.at <= a < loss.until), None)
 
     def _rate(self, a: float) -> float:
+        if self._down(a) is not None:
+            return 0.0
         if a < self.detail_from:
             return self._pre_rate
         lo = self.detail_from + self._cell(a) * DETAIL_CELL_S
@@ -408,7 +536,14 @@ class BackupPlane:
         return k
 
     def _piece_end(self, a: float) -> float:
-        boundary = self.detail_from if a < self.detail_from else self.detail_from + (self._cell(a) + 1) * DETAIL_CELL_S
+        down = self._down(a)
+        if down is not None:
+            boundary = down.until  # no cells while the database is down: one piece
+        else:
+            boundary = (
+                self.detail_from if a < self.detail_from else self.detail_from + (self._cell(a) + 1) * DETAIL_CELL_S
+            )
+            boundary = min([boundary, *(loss.at for loss in self.losses if loss.at > a)])
         position = bisect.bisect_right(self._switches, a)
         if position < len(self._switches):
             boundary = min(boundary, self._switches[position])
@@ -475,13 +610,20 @@ class BackupPlane:
                 opened, fill, deadline = st.opened, st.fill + r * (b - st.a), st.deadline
             if fill == 0 and deadline <= b:
                 deadline += (math.floor((b - deadline) / T) + 1) * T  # idle: the timer restarts
-            if b in self._switch_set and fill > 0:
+            if b in self._switch_set and not (n and last == b):
+                # pg_backup_stop's backup-end record: the switch closes a segment even on an idle
+                # database (at least one byte); one that closed at this very instant carries it
                 out.closed.append(b)
                 out.opened.append(opened)
                 out.written.append(min(S, max(1, round(fill))))
                 out.forced.append(True)
                 nxt += 1
                 opened, fill, deadline = b, 0.0, b + T
+            for loss in self.losses:
+                if loss.at == b:  # the open segment dies with pg_wal; nothing is written until the return
+                    opened, fill, deadline = b, 0.0, math.inf
+                if loss.until == b:  # the new primary's first segment opens
+                    opened, fill, deadline = b, 0.0, b + T
             st = _Seg(b, opened, fill, deadline, nxt, nxt)
             if b >= upto:
                 return st, out
@@ -505,7 +647,8 @@ class BackupPlane:
         ``new_closed`` holds the close times of the segments closed after the committed ones.
         Stops at a segment blocked by an ``archive_failure`` whose end is not known yet, and
         before a segment whose lag alert would fire at or after ``horizon`` (a later step
-        decides it); a lag alert due before ``horizon`` is returned instead.
+        decides it); a lag alert due before ``horizon`` is returned instead. A segment whose
+        upload cannot be done by the next primary loss after its close is lost then.
         """
         threshold = self.config.checks.archive_lag_alert
         out: list[_Uploaded] = []
@@ -526,6 +669,18 @@ class BackupPlane:
                 s += k * self._R
                 attempts += k
                 delayer = window.number
+            loss = next((x.at for x in self.losses if x.at >= c), math.inf)
+            if loss < math.inf and (blocked or s + self._draw_upload(i) > loss):
+                # still in pg_wal (waiting or uploading) when the primary dies: never archived
+                if armed and threshold is not None and c + threshold < loss:
+                    if c + threshold < horizon:
+                        return replace(st, next=i, free_at=free, armed=armed), out, _LagAlert(c + threshold, i, delayer)
+                    break
+                if loss > horizon:
+                    break
+                out.append(_Uploaded(loss, loss, _LOST, attempts, -1, delayer))
+                free = loss
+                continue
             if blocked or s >= horizon:
                 if armed and threshold is not None and c + threshold < horizon:
                     return replace(st, next=i, free_at=free, armed=armed), out, _LagAlert(c + threshold, i, delayer)
@@ -572,6 +727,9 @@ class BackupPlane:
             i = first + offset
             self._up.append(up)
             self._done.append(up.done)
+            if up.state == _LOST:
+                self._lost.append(i)
+                continue
             self._max_lag = max(self._max_lag, up.done - self._closed[i])
             if up.state != _OK:
                 self._bad.append(i)
@@ -579,11 +737,13 @@ class BackupPlane:
         self._flow_to = lag.at if lag is not None else e
         return lag
 
-    def _entry(self, i: int) -> ArchiveEntry:
+    def _wal_segment(self, i: int) -> WalSegment:
         start = i * self._S
-        segment = WalSegment(i, start, start + self._written[i], self._opened[i], self._closed[i], self._forced[i])
+        return WalSegment(i, start, start + self._written[i], self._opened[i], self._closed[i], self._forced[i])
+
+    def _entry(self, i: int) -> ArchiveEntry:
         up = self._up[i]
-        return ArchiveEntry(segment, _STATES[up.state], up.done, up.attempts)
+        return ArchiveEntry(self._wal_segment(i), _STATES[up.state], up.done, up.attempts)
 
     # -- events ---------------------------------------------------------------------------------
     def _push(self, when: float, kind: int, payload: object) -> None:
@@ -599,13 +759,15 @@ class BackupPlane:
             else:
                 self._start_backup(t, "scheduled")
         elif kind == _FRESH_BACKUP:
+            assert isinstance(payload, str)
             if self._running is not None:
-                self._fresh_wanted += 1
+                self._fresh_wanted = payload
             else:
-                self._start_backup(t, "after fix")
+                self._start_backup(t, payload)
         elif kind == _BACKUP_END:
             assert isinstance(payload, BackupRecord)
-            self._end_backup(t, payload)
+            if payload is self._running:  # else a primary's loss interrupted it
+                self._end_backup(t, payload)
         elif kind == _VERIFY:
             assert isinstance(payload, BackupRecord)
             self._verify(t, payload)
@@ -637,16 +799,36 @@ class BackupPlane:
             fill += self._rate(st.a) * (x - base)
         return st.next, st.next * self._S + min(self._S, round(fill))
 
-    def _start_backup(self, t: float, reason: str) -> None:
+    def _size(self, t: float) -> float:
+        """The database's size at ``t``: what it started with, every row written since, less what
+        the recoveries from primary losses did not bring back."""
         cfg = self.config.backups
         size = cfg.initial_size + self.commits.data_bytes_between(0.0, t)
+        for loss in self.losses:
+            if loss.until <= t:
+                lost_from = -math.inf if loss.recovered_to is None else loss.recovered_to
+                size -= self.commits.data_bytes_between(lost_from, loss.until)
+                if loss.recovered_to is None:
+                    size -= cfg.initial_size
+        return max(0.0, size)
+
+    def _start_backup(self, t: float, reason: str) -> None:
+        cfg = self.config.backups
+        label = f"base-{len(self.backups) + 1:04d}"
+        if self._down(t) is not None:
+            # cron runs, pg_basebackup cannot connect: the job fails at once, with no switch
+            record = BackupRecord(label, t, t, 0.0, "failed", None, reason=reason, problems=_PRIMARY_DOWN)
+            self.backups.append(record)
+            self._running = record
+            self._push(t, _BACKUP_END, record)
+            return
+        size = self._size(t)
         end = t + size / cfg.throughput
         hit = next((i for i in self._backup_faults if i.active(t)), None)
         status = "ok"
         if hit is not None:
             assert isinstance(hit.fault, BackupFailure)
             status = hit.fault.mode
-        label = f"base-{len(self.backups) + 1:04d}"
         shown = size * TRUNCATED_SHARE if status == "truncated" else (0.0 if status == "failed" else size)
         record = BackupRecord(label, t, end, shown, status, None if hit is None else hit.number, reason=reason)
         first, start_lsn = self._position(t)
@@ -661,29 +843,41 @@ class BackupPlane:
     def _end_backup(self, t: float, record: BackupRecord) -> None:
         self._running = None
         partial = record.base
-        assert partial is not None
-        last = len(self._closed) - 1 if self._closed and self._closed[-1] == t else self._seg.next - 1
-        end_lsn = last * self._S + self._written[last] if last >= 0 else 0
-        if record.status == "failed":
+        if partial is None or record.status == "failed":
             record.base = None
         else:
+            # the backup-end switch closed its last segment at t
+            last = len(self._closed) - 1 if self._closed and self._closed[-1] == t else self._seg.next - 1
+            end_lsn = last * self._S + self._written[last] if last >= 0 else 0
             damage = BackupDamage(missing_files=("base/16384 (truncated)",)) if record.status == "truncated" else None
+            last = max(last, partial.first_segment)
+            stream = self.config.backups.wal == "stream"
             record.base = replace(
                 partial,
                 end_lsn=max(end_lsn, partial.start_lsn),
-                last_segment=max(last, partial.first_segment),
+                last_segment=last,
                 damage=damage or BackupDamage(),
+                wal=tuple(self._wal_segment(i) for i in range(partial.first_segment, last + 1)) if stream else (),
             )
-        retention = self.config.backups.retention
-        for old in self.backups:
-            if old.deleted_at is None and old.end_s < t - retention and old is not record:
-                old.deleted_at = t
-        self._size_check(t, record)
+            self._expire(t, record)
+        if record.problems != _PRIMARY_DOWN:
+            self._size_check(t, record)
         if self.config.checks.verify_backups and record.base is not None:
             self._push(t + self.config.checks.verify_after, _VERIFY, record)
-        if self._fresh_wanted:
-            self._fresh_wanted = 0
-            self._start_backup(t, "after fix")
+        if self._fresh_wanted is not None:
+            reason, self._fresh_wanted = self._fresh_wanted, None
+            self._start_backup(t, reason)
+
+    def _expire(self, t: float, record: BackupRecord) -> None:
+        """Retention after ``record``, a job that reported success: delete the backups that ended
+        more than ``retention`` before ``t``, except the newest of them (it restores to the
+        window's start). ``record`` itself is never old enough, so the newest backup that
+        reported success is never deleted."""
+        cutoff = t - self.config.backups.retention
+        old = [b for b in self.backups if b is not record and b.base is not None and b.end_s < cutoff]
+        for expired in old[:-1]:
+            if expired.deleted_at is None:
+                expired.deleted_at = t
 
     def _size_check(self, t: float, record: BackupRecord) -> None:
         limit = self.config.checks.backup_size_alert
@@ -704,7 +898,9 @@ class BackupPlane:
     def _verify(self, t: float, record: BackupRecord) -> None:
         base = record.base
         assert base is not None
-        verdict = verify_backup(base, self._archive_slice(t, base.first_segment, base.last_segment))
+        # a self-contained backup's WAL is checked in its own pg_wal: the archive is not read
+        wal = Archive(()) if base.self_contained else self._archive_slice(t, base.first_segment, base.last_segment)
+        verdict = verify_backup(base, wal)
         record.verified = verdict.ok
         record.problems = verdict.problems
         if not verdict.ok:
@@ -715,15 +911,22 @@ class BackupPlane:
 
     # -- archive views and blame ------------------------------------------------------------------
     def _archive_slice(self, t: float, first: int, last: int) -> Archive:
+        """Archived segments ``first..last`` as of ``t``, stopping before a segment lost with a
+        primary (never in the archive: an :class:`Archive` has no gaps)."""
         count = bisect.bisect_right(self._done, t)
-        return Archive(tuple(self._entry(i) for i in range(max(0, first), min(count, last + 1))))
+        stop = int(min(count, last + 1, self._next_lost(first)))
+        return Archive(tuple(self._entry(i) for i in range(max(0, first), stop)))
+
+    def _next_lost(self, first: int) -> float:
+        position = bisect.bisect_left(self._lost, first)
+        return self._lost[position] if position < len(self._lost) else math.inf
 
     def _first_bad(self, t: float, first: int) -> int:
         """The first segment from ``first`` not intact in the archive as of ``t``."""
         count = bisect.bisect_right(self._done, t)
         position = bisect.bisect_left(self._bad, first)
         bad = self._bad[position] if position < len(self._bad) else math.inf
-        return int(min(bad, max(count, first)))
+        return int(min(bad, self._next_lost(first), max(count, first)))
 
     def _blame_segment(self, t: float, i: int) -> int | None:
         """The planned fault that keeps segment ``i`` out of the archive (as of ``t``), if any."""
@@ -751,16 +954,24 @@ class BackupPlane:
         chosen: BaseBackup | None = None
         for base in reversed(alive):
             passed.append(base)
-            if base.damage.physically_intact and self._first_bad(t, base.first_segment) > base.last_segment:
+            if base.damage.physically_intact and self._has_own_wal(t, base):
                 chosen = base
                 break
         if not passed:
             return restore_from(t, (), Archive(()), self._settings)
+        if chosen is not None and chosen.self_contained:
+            # the newer backups passed over carry their WAL too: only the replay reads the archive
+            lo = chosen.last_segment + 1
+            return restore_from(t, passed, self._archive_slice(t, lo, self._first_bad(t, lo)), self._settings)
         lo = min(b.first_segment for b in passed)
         hi = max(b.last_segment for b in passed)
         if chosen is not None:
             hi = max(hi, self._first_bad(t, chosen.first_segment))
         return restore_from(t, passed, self._archive_slice(t, lo, hi), self._settings)
+
+    def _has_own_wal(self, t: float, base: BaseBackup) -> bool:
+        """Whether ``base`` has the WAL it needs to be consistent: in itself, or in the archive as of ``t``."""
+        return base.self_contained or self._first_bad(t, base.first_segment) > base.last_segment
 
     def _restore_test(self, t: float, kind: int) -> None:
         result = self._restore_at(t)
@@ -801,6 +1012,8 @@ class BackupPlane:
                 continue
             if not base.damage.physically_intact:
                 return record.fault
+            if base.self_contained:
+                continue
             blame = self._blame_range(t, base.first_segment, base.last_segment)
             if blame is not None:
                 return blame
@@ -866,4 +1079,4 @@ class BackupPlane:
         if ended:
             incident.end = t
         self.fixes.append({"at": t, "fault": incident.number, "kind": incident.fault.kind, "ended_fault": ended})
-        self._push(t, _FRESH_BACKUP, None)
+        self._push(t, _FRESH_BACKUP, "after fix")

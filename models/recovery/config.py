@@ -28,6 +28,7 @@ from sim.durations import Duration, Offset
 from sim.spec import Spec
 
 __all__ = [
+    "DATA_STEP",
     "BackupsConfig",
     "ChecksConfig",
     "DisasterKind",
@@ -85,7 +86,8 @@ class WalConfig(_Config):
     archive_timeout: Offset = Field(
         default=0.0,
         description="force a segment switch this long after the last one if WAL was written; 0 = off "
-        "(PostgreSQL's default, and the design's: it says nothing)",
+        "(PostgreSQL's default, and the design's: it says nothing); otherwise at least 1s (PostgreSQL "
+        "counts it in whole seconds)",
     )
     upload_time: Distribution = Field(
         default_factory=lambda: _lognormal("1s", 0.5), description="one archive_command run (a 16 MiB PUT)"
@@ -93,6 +95,16 @@ class WalConfig(_Config):
     retry_interval: Duration = Field(
         default=60.0, description="after a failed archive_command the archiver retries about a minute later"
     )
+
+    @field_validator("archive_timeout")
+    @classmethod
+    def _whole_seconds(cls, value: float) -> float:
+        if value != 0 and value < 1:
+            raise ValueError(
+                f"archive_timeout must be 0 (off) or at least 1s: PostgreSQL counts it in whole seconds, and a "
+                f"sub-second timeout would cut a segment every {value:g} s (got {value:g} s)"
+            )
+        return value
 
     @field_validator("segment_size")
     @classmethod
@@ -108,9 +120,25 @@ class BackupsConfig(_Config):
     every: Duration = Field(default=86400.0, description="one base backup a day (the design)")
     first_at: Offset = Field(default=3 * 3600.0, description="the first backup starts then (an off-peak hour)")
     throughput: float = Field(default=100e6, gt=0, le=MAX_BYTES, description="bytes per second a base backup copies")
-    retention: Duration = Field(default=30 * 86400.0, description="backups older than this are deleted")
+    retention: Duration = Field(
+        default=30 * 86400.0,
+        description="the window the backups cover: after each job that reports success, backups that ended "
+        "more than this long before are deleted, except the newest of them (it is what restores to the "
+        "window's start, as pgBackRest's time-based retention keeps it); failed jobs delete nothing, so a "
+        "run of failures never expires the last good backups (Barman's minimum_redundancy)",
+    )
     initial_size: float = Field(
         default=50e9, ge=0, le=MAX_BYTES, description="database size in bytes at time 0; it grows with every row"
+    )
+    wal: Literal["archive", "stream"] = Field(
+        default="archive",
+        description="where a backup gets the WAL it needs to be consistent (from its start to its end). "
+        "'archive' (the default): from the WAL archive, as the backups of pgBackRest or WAL-G do, the tools "
+        "behind the review's 'daily backups + WAL archiving' to S3 -- a broken archive makes every backup "
+        "taken meanwhile unrestorable, and pg_verifybackup checks that WAL in the archive. 'stream': "
+        "pg_basebackup's default -X stream, each backup carries its own WAL: pg_verifybackup checks the "
+        "backup's own pg_wal (it never sees the archive), and a restore needs the archive only to replay "
+        "past the backup's end",
     )
 
 
@@ -152,11 +180,15 @@ class ChecksConfig(_Config):
     )
     full_restore_every: Duration | None = Field(
         default=None,
-        description="a full restore with application integration, timed: an RTO measured before it is needed "
-        "(review: monthly, 30d)",
+        description="a full restore (review: monthly, 30d): like a restore test, and timed -- its duration_s is "
+        "copying the backup plus fetching and replaying the WAL, not the runbook's other steps (detect, "
+        "decide, repoint) nor application integration",
     )
     dr_drill_every: Duration | None = Field(
-        default=None, description="a DR failover drill that rehearses the runbook (review: quarterly, 90d)"
+        default=None,
+        description="a DR drill (review: quarterly, 90d): a timed restore into the DR region, checked and timed "
+        "like a full restore; it does not change the runbook a disaster draws (choose failover.runbook: "
+        "rehearsed for a drilled, partly automated runbook)",
     )
     restore_test_alert: Duration | None = Field(
         default=None, description="alert when the last successful restore test is older than this (review: 7d)"
@@ -179,6 +211,10 @@ class ChecksConfig(_Config):
 DisasterKind = Literal["primary_loss", "replica_loss", "region_outage"]
 """What a runbook step can be part of: the primary's disk lost, a replica's disk lost, a region out."""
 _EVERY_DISASTER: tuple[DisasterKind, ...] = ("primary_loss", "replica_loss", "region_outage")
+
+DATA_STEP = "recover data"
+"""The name results report the data's recovery under (all its parts together): reserved, so no
+timed step of a runbook may take it (its seconds would be summed with the data's)."""
 
 
 class RunbookStepConfig(_Config):
@@ -207,6 +243,11 @@ class RunbookStepConfig(_Config):
 
     @model_validator(mode="after")
     def _timed(self) -> RunbookStepConfig:
+        if self.name == DATA_STEP and not self.recovers_data:
+            raise ValueError(
+                f"step name {DATA_STEP!r} is reserved: results report the data's recovery under it; "
+                "give this step another name (or mark it recovers_data: true if it is the data step)"
+            )
         if self.recovers_data and self.time is not None:
             raise ValueError("the step that recovers the data takes its time from the recovery path: omit 'time'")
         if not self.recovers_data and self.time is None:

@@ -4,19 +4,29 @@ service back -- RPO and RTO measured per disaster (issue 10, finding C4).
 :class:`Failover` is the model's :class:`~models.recovery.faults.DisasterTarget`: the fault
 kinds ``disk_loss`` (targets ``db-primary``, ``db-replica-N``) and ``region_outage`` (target
 ``us-east-1``) call it. At the disaster every step of the recovery is drawn at once
-(:mod:`models.recovery.runbook`), so the RTO is known then, and the actors that are out are
-crashed with ``restart_after`` equal to it: they refuse every request until the service is
-back, and their volatile state is gone as a dead process's is.
+(:mod:`models.recovery.runbook`), so the RTO is known then. **The RTO is the sum of the
+runbook's steps as drawn, and the actors the disaster takes out are down exactly that long**:
+they are crashed with ``restart_after`` equal to it, refuse every request until the service is
+back, and lose their volatile state as a dead process does. The deep health check
+(``health.deep``) passing again comes later by the probe's own detection of the return:
+``rto_deep_s`` is the RTO plus that.
 
 Recovery paths:
 
-* **primary's disk lost**, ``on_primary_loss: promote-replica`` (and a replica exists): an
-  in-region streaming replica is promoted. RPO = that replica's replay lag at the disaster
-  (asynchronous replication: what it had not replayed is gone); the data step takes
-  ``promote_time``. ``db-primary`` coming back stands for the promoted replica (the twin's
-  replicas keep serving reads meanwhile and afterwards; the fleet is one replica short until
-  it is rebuilt, which is not modelled).
-* **primary's disk lost**, ``restore`` (or no replica): a new server restored from the base
+* **primary's disk lost**, ``on_primary_loss: promote-replica`` (and an in-region replica is
+  up): the most advanced replica is promoted -- the one that has *received* the most WAL
+  (ties: the one done replaying it first, then the first listed). A standby replays all the
+  WAL it has received before it opens for writes, so only the WAL never shipped is lost (the
+  replication is asynchronous): RPO = from the oldest commit that had not reached the replica
+  at the disaster (:meth:`ReplayStream.unshipped_since
+  <models.replication.ReplayStream.unshipped_since>`; zero when every commit had). Its replay
+  backlog lengthens the RTO instead: the replica replays from the disaster on, so the data step
+  waits for whatever of the backlog is left when the team gets there, then takes
+  ``promote_time``. Replicas that keep no replay position (they share the primary's store) lose
+  one draw of ``postgres.replication_lag`` and have no backlog. ``db-primary`` coming back
+  stands for the promoted replica (the twin's replicas keep serving reads meanwhile and
+  afterwards; the fleet is one replica short until it is rebuilt, which is not modelled).
+* **primary's disk lost**, ``restore`` (or no replica up): a new server restored from the base
   backups and the WAL archive (the backup plane's :class:`RestoreResult`: RPO from its
   recovered-to time, the data steps are its copy, fetch and replay). With no usable backup
   the service does not come back in the run, and every committed row is lost.
@@ -30,9 +40,21 @@ Recovery paths:
   (S3 cross-region replication; its own lag is not modelled). The actors coming back at the
   RTO stand for their DR-region counterparts. If the region returns before the team reaches
   the data step (the point of no return: promoting elsewhere forks the history), nobody fails
-  over: the service is back when the region is, with nothing lost (an outage, not a
-  destruction: the region's disks survive it). A restore that cannot work (no usable backup)
-  also leaves the team waiting for the region.
+  over and nothing is restored (``restore`` null): the service is back when the region is,
+  with nothing lost (an outage, not a destruction: the region's disks survive it). A restore
+  that cannot work (no usable backup) also leaves the team waiting for the region.
+* **a node already down**: a disaster striking a node that an earlier disaster took out and
+  that is not back yet (or never will be: a primary lost for good), or a region outage while
+  the primary is so out, draws no runbook of its own: it is recorded with the path
+  ``already-down``, ``merged_into`` naming the earlier disaster, and no RPO or RTO of its own
+  (the earlier disaster's figures stand). A region outage still takes the region's other
+  actors out until the region returns. Simplification: the earlier recovery runs on as drawn.
+  A node down for another reason (a process crash) is not merged: ``crash`` of an actor
+  already down does nothing, so it comes back when its crash says.
+
+At a primary's loss (its disk, or its region) the backup plane is told
+(:meth:`RestoresFromBackups.primary_lost`): archiving stops then, and resumes from the
+recovered point when the service is back.
 
 Meters per disaster (:meth:`Failover.summary`): the path, RPO as a time span and as rows per
 table (:meth:`CommitLog.rows_lost <models.recovery.commits.CommitLog.rows_lost>`, the ledger
@@ -65,7 +87,15 @@ if TYPE_CHECKING:
     from sim.actor import Actor
     from sim.kernel import Kernel
 
-__all__ = ["DISASTER_KINDS", "CommandLog", "Failover", "RestoresFromBackups"]
+__all__ = [
+    "ALREADY_DOWN",
+    "DISASTER_KINDS",
+    "REPLAY_STEP",
+    "CommandLog",
+    "Failover",
+    "ReplicaWal",
+    "RestoresFromBackups",
+]
 
 DISASTER_KINDS = ("disk_loss", "region_outage")
 """The fault kinds that call a :class:`Failover`."""
@@ -76,12 +106,36 @@ OWNER = "recovery/failover"
 LAG_WINDOW_S = 3600.0
 """A rebuilt replica's catch-up assumes the WAL rate of the hour before the disaster."""
 
+ALREADY_DOWN = "already-down"
+"""The path of a disaster on a node an earlier disaster has out: no runbook, no RPO or RTO of its own."""
+
+REPLAY_STEP = "replay the WAL already received"
+"""The data step's part in which a promoted standby finishes replaying its backlog."""
+
 
 class RestoresFromBackups(Protocol):
     """The backup plane, as far as a recovery needs it."""
 
     def restore(self, disaster_s: float) -> RestoreResult:
         """Restore at ``disaster_s`` from the newest usable backup plus the archive."""
+        ...
+
+    def primary_lost(self, at: float, recovered_to: float | None, back_at: float | None) -> None:
+        """The primary was lost at ``at`` (its disk or its region): its data is recovered to
+        ``recovered_to`` (None: nothing) and the service is back at ``back_at`` (None: not in
+        this run). Archiving stops at ``at`` and resumes from ``recovered_to`` at ``back_at``."""
+        ...
+
+
+class ReplicaWal(Protocol):
+    """A streaming replica's WAL position, as a promotion needs it (the replica :class:`Postgres`)."""
+
+    def unshipped_since(self, now: float) -> float | None:
+        """The commit time of the oldest commit whose WAL has not reached the replica (None: all have)."""
+        ...
+
+    def replay_done_at(self, now: float) -> float:
+        """When the WAL that has reached the replica by ``now`` is replayed."""
         ...
 
 
@@ -118,8 +172,13 @@ class _Disaster:
     region_back_at: float | None = None
     actors_down: tuple[str, ...] = ()
     restore: dict[str, Any] | None = None
+    promoted: str | None = None
+    merged_into: _Disaster | None = None
     traffic_at: dict[str, float] | None = None
     traffic_back: dict[str, float] | None = None
+
+
+_COMMAND_COUNTS = ("started", "accepted", "failed", "unanswered")
 
 
 def _finite(value: float | None) -> float | None:
@@ -136,10 +195,10 @@ class Failover:
         plane: The backup plane (restores); None if no path can need it.
         primary: The primary database actor.
         replicas: The in-region replica actors, in order.
-        replica_lag: The replicas' lag distribution (``postgres.replication_lag``): the lag of
-            the promoted replica when ``replica_lag_now`` cannot tell it.
-        replica_lag_now: The promoted replica's replay lag now, in seconds, when the replicas
-            keep a replay position.
+        replica_lag: The replicas' shipping delay (``postgres.replication_lag``): what a
+            promotion loses when the replicas keep no replay position.
+        replica_wal: The replicas that keep a replay position, by name: a promotion picks the
+            most advanced and loses only the WAL never shipped to it.
         disasters: The scenario's faults; the disasters among them are reported before they
             happen (None everywhere), so a result has the same shape before and after a run.
         deep_probe: The deep readiness probe, if the scenario has one: when its verdict turns
@@ -159,7 +218,7 @@ class Failover:
         primary: Actor,
         replicas: Sequence[Actor] = (),
         replica_lag: Distribution,
-        replica_lag_now: Callable[[], float] | None = None,
+        replica_wal: Mapping[str, ReplicaWal] | None = None,
         disasters: Sequence[Fault] = (),
         deep_probe: Prober | None = None,
         commands: CommandLog | None = None,
@@ -171,7 +230,8 @@ class Failover:
         self.plane = plane
         self.primary = primary
         self.replicas = {replica.name: replica for replica in replicas}
-        self.replica_lag_now = replica_lag_now
+        self.replica_wal: dict[str, ReplicaWal] = dict(replica_wal or {})
+        self._out: dict[str, tuple[float, _Disaster]] = {}  # actor -> (back at, inf if never; the disaster)
         failover = config.failover
         self.runbook = Runbook.from_config(failover.runbook)
         self._steps = self.runbook.bind(kernel.sampler, f"{OWNER}/runbook")
@@ -193,14 +253,21 @@ class Failover:
     # -- the DisasterTarget protocol ---------------------------------------------------------
     def lose_disk(self, node: str) -> None:
         """``node``'s disk is gone now: recover the primary or rebuild the replica."""
-        record = self._record("disk_loss", node)
         if node == self.primary.name:
-            self._lose_primary(record)
+            actor = self.primary
         elif node in self.replicas:
-            self._lose_replica(record, self.replicas[node])
+            actor = self.replicas[node]
         else:
             known = ", ".join([self.primary.name, *self.replicas])
             raise ModelDefinitionError(f"a 'disk_loss' targets {node!r}, which is no database node (known: {known})")
+        record = self._record("disk_loss", node)
+        earlier = self._out_since(node, record.at)
+        if earlier is not None:
+            self._merge(record, earlier)
+        elif actor is self.primary:
+            self._lose_primary(record)
+        else:
+            self._lose_replica(record, actor)
 
     def lose_region(self, region: str, until: float) -> Undo:
         """Every actor of ``region`` is out until ``until``; fail over or wait, as the runbook goes."""
@@ -210,26 +277,46 @@ class Failover:
         record = self._record("region_outage", region)
         now = record.at
         record.region_back_at = until
-        recovered_to: float | None
-        if self.config.failover.cross_region_replica:
-            lag = self._cross_region_lag()
-            data: list[tuple[str, float]] = [("promote the cross-region replica", self._promote())]
-            path, recovered_to, restore = "promote-cross-region-replica", now - lag, None
-        else:
-            result = self._plane("a region outage without a cross-region replica").restore(now)
-            data, recovered_to, restore = self._restore_steps(result)
-            path = "restore-in-dr-region"
+        earlier = self._out_since(self.primary.name, now)
+        if earlier is not None:
+            # The service is already out: no failover of its own; the rest of the region is out
+            # until the region returns (an outage: their disks survive it).
+            self._merge(record, earlier)
+            rest = [a for a in actors if a.up and self._out_since(a.name, now) is None]
+            record.actors_down = tuple(a.name for a in rest)
+            for actor in rest:
+                self._take_out(actor, until, record)
+            return lambda: None
+        failover = self.config.failover
+        returned = False
+        recovered_to: float | None = now
+        restore: dict[str, Any] | None = None
+
+        def data(start_s: float) -> list[tuple[str, float]]:
+            nonlocal returned, recovered_to, restore
+            if until <= now + start_s:
+                returned = True  # the region is back before the point of no return
+                return []
+            if failover.cross_region_replica:
+                recovered_to = now - self._cross_region_lag()
+                return [("promote the cross-region replica", self._promote())]
+            steps, recovered_to, restore = self._restore_steps(
+                self._plane("a region outage without a cross-region replica").restore(now)
+            )
+            return steps
+
         timeline = self._steps.draw("region_outage", data)
-        committed = now + timeline.commit_s
-        if until <= committed or recovered_to is None or not math.isfinite(timeline.rto_s):
+        path = "promote-cross-region-replica" if failover.cross_region_replica else "restore-in-dr-region"
+        if returned or recovered_to is None or not math.isfinite(timeline.rto_s):
             # The region is back before anyone started the failover, or the failover cannot
             # bring the data back: the team waits for the region, whose disks survived.
-            path = "region-returned" if until <= committed else f"{path}-failed-waited-for-region"
+            path = "region-returned" if returned else f"{path}-failed-waited-for-region"
             timeline = timeline.until(until - now)
             recovered_to, back = now, until
         else:
             back = now + timeline.rto_s
         self._begin(record, path, timeline, recovered_to, back, restore, actors)
+        self._primary_lost(now, recovered_to, back)
         return lambda: None  # everything was scheduled at the outage; the region's return changes nothing more
 
     # -- paths -------------------------------------------------------------------------------
@@ -237,21 +324,56 @@ class Failover:
         now = record.at
         restore: dict[str, Any] | None = None
         recovered_to: float | None
-        if self.config.failover.on_primary_loss == "promote-replica" and self.replicas:
-            lag = self.replica_lag_now() if self.replica_lag_now is not None else self._replica_lag()
-            data: list[tuple[str, float]] = [("promote a replica", self._promote())]
-            path, recovered_to = "promote-replica", now - max(0.0, lag)
+        failover = self.config.failover
+        pick = self._promotion(now) if failover.on_primary_loss == "promote-replica" else None
+        if pick is not None:
+            record.promoted, recovered_to, replayed_at = pick
+            positioned = record.promoted in self.replica_wal
+            promote = self._promote()
+
+            def data(start_s: float) -> list[tuple[str, float]]:
+                # the standby replays from the disaster on: what is left when the team gets there
+                left = max(0.0, replayed_at - (now + start_s))
+                return (
+                    [(REPLAY_STEP, left), ("promote a replica", promote)]
+                    if positioned
+                    else [("promote a replica", promote)]
+                )
+
+            timeline = self._steps.draw("primary_loss", data)
+            path = "promote-replica"
         else:
             result = self._plane("restoring the primary").restore(now)
-            data, recovered_to, restore = self._restore_steps(result)
-            path = (
-                "restore"
-                if self.replicas or self.config.failover.on_primary_loss == "restore"
-                else "restore-no-replica"
-            )
-        timeline = self._steps.draw("primary_loss", data)
+            steps, recovered_to, restore = self._restore_steps(result)
+            timeline = self._steps.draw("primary_loss", steps)
+            path = "restore" if failover.on_primary_loss == "restore" else "restore-no-replica"
         back = now + timeline.rto_s if recovered_to is not None else None
         self._begin(record, path, timeline, recovered_to, back, restore, [self.primary])
+        self._primary_lost(now, recovered_to, back)
+
+    def _promotion(self, now: float) -> tuple[str, float, float] | None:
+        """The replica to promote at ``now``: (its name, the time its data will be as of, when it
+        has replayed what it received); None when no replica is up."""
+        up = [replica for replica in self.replicas.values() if replica.up]
+        positioned = [
+            (replica.name, self.replica_wal[replica.name]) for replica in up if replica.name in self.replica_wal
+        ]
+        if not positioned:
+            if not up:
+                return None
+            lag = self._replica_lag()
+            return up[0].name, now - max(0.0, lag), now
+        best: tuple[tuple[float, float, int], str, float, float] | None = None
+        for order, (name, wal) in enumerate(positioned):
+            oldest = wal.unshipped_since(now)
+            # the instant before the oldest commit that never arrived (the commit log counts (a, b])
+            recovered_to = now if oldest is None else math.nextafter(oldest, -math.inf)
+            replayed_at = max(now, wal.replay_done_at(now))
+            key = (-recovered_to, replayed_at, order)
+            if best is None or key < best[0]:
+                best = (key, name, recovered_to, replayed_at)
+        assert best is not None
+        return best[1], best[2], best[3]
 
     def _lose_replica(self, record: _Disaster, replica: Actor) -> None:
         now = record.at
@@ -270,6 +392,10 @@ class Failover:
         ]
         timeline = self._steps.draw("replica_loss", data)
         self._begin(record, "rebuild-replica", timeline, now, now + timeline.rto_s, None, [replica])
+
+    def _primary_lost(self, at: float, recovered_to: float | None, back: float | None) -> None:
+        if self.plane is not None:
+            self.plane.primary_lost(at, recovered_to, back)
 
     def _plane(self, why: str) -> RestoresFromBackups:
         if self.plane is None:
@@ -330,12 +456,31 @@ class Failover:
         record.restore = restore
         record.actors_down = tuple(actor.name for actor in actors)
         record.traffic_at = self._read_traffic()
-        down_for = math.inf if back is None else back - now
         for actor in actors:
-            actor.crash(down_for)
+            self._take_out(actor, back, record)
         if back is not None:
             # scheduled after the restarts (same time, later event): the actors are up when it runs
-            self.kernel.call_later(down_for, self._back, record)
+            self.kernel.call_later(back - now, self._back, record)
+
+    def _take_out(self, actor: Actor, back: float | None, record: _Disaster) -> None:
+        """Crash ``actor`` until ``back`` (None: for good), remembering which disaster has it out.
+        An actor already down stays as it is (``crash`` does nothing then)."""
+        if actor.up:
+            self._out[actor.name] = (math.inf if back is None else back, record)
+        actor.crash(math.inf if back is None else back - self.kernel.now)
+
+    def _out_since(self, name: str, now: float) -> _Disaster | None:
+        """The earlier disaster that has actor ``name`` out at ``now``, if one has."""
+        entry = self._out.get(name)
+        if entry is None or entry[0] < now or self.kernel.actors[name].up:
+            return None
+        return entry[1]
+
+    @staticmethod
+    def _merge(record: _Disaster, earlier: _Disaster) -> None:
+        """``record`` struck what ``earlier`` has out already: no runbook, no figures of its own."""
+        record.path = ALREADY_DOWN
+        record.merged_into = earlier
 
     def _back(self, record: _Disaster) -> None:
         record.back_at = self.kernel.now
@@ -364,7 +509,7 @@ class Failover:
 
     # -- results -----------------------------------------------------------------------------
     def _commands(self, record: _Disaster) -> dict[str, int | None]:
-        names = ("started", "accepted", "failed", "unanswered")
+        names = _COMMAND_COUNTS
         log = self.commands
         if log is None or not record.happened:
             return dict.fromkeys(names)
@@ -396,24 +541,27 @@ class Failover:
             "during": during,
         }
 
-    def _summary(self, record: _Disaster) -> dict[str, Any]:
+    def _summary(self, record: _Disaster, key: str, keys: Mapping[int, str]) -> dict[str, Any]:
         names = self.runbook.step_names(record.scope)
         timeline = record.timeline
         seconds = timeline.step_seconds() if timeline is not None else {}
-        rows: Mapping[str, int | None]
-        if record.happened:
-            rows = self.commits.rows_lost(record.recovered_to, record.at)
-        else:
-            rows = dict.fromkeys(self.commits.tables)
+        own = record.happened and record.path != ALREADY_DOWN  # figures of its own
+        rows: Mapping[str, int | None] = (
+            self.commits.rows_lost(record.recovered_to, record.at) if own else dict.fromkeys(self.commits.tables)
+        )
         rto = _finite(timeline.rto_s) if timeline is not None and record.recovered else None
         deep = record.deep_healthy_at
+        merged = record.merged_into
         return {
+            "key": key,
             "kind": record.kind,
             "target": record.target,
             "at": record.at,
             "happened": record.happened,
             "runbook": self.runbook.name,
             "path": record.path,
+            "merged_into": None if merged is None else keys[id(merged)],
+            "promoted": record.promoted,
             "recovered": record.recovered,
             "recovered_to": record.recovered_to,
             "rpo_s": record.rpo_s,
@@ -435,22 +583,39 @@ class Failover:
             "region_back_at": record.region_back_at,
             "actors_down": list(record.actors_down),
             "restore": record.restore,
-            "commands": self._commands(record),
+            "commands": self._commands(record) if own else dict.fromkeys(_COMMAND_COUNTS),
             "traffic": self._traffic(record),
         }
 
+    def _keys(self) -> list[str]:
+        """Each record's name, ``kind@target`` (``#2``, ``#3`` ... for repeats), in record order."""
+        keys: list[str] = []
+        taken: set[str] = set()
+        for record in self.records:
+            base = f"{record.kind}@{record.target}"
+            key, n = base, 1
+            while key in taken:
+                n += 1
+                key = f"{base}#{n}"
+            taken.add(key)
+            keys.append(key)
+        return keys
+
     def summary(self) -> list[dict[str, Any]]:
-        """Every disaster, planned or happened, in time order, as plain JSON-able data."""
-        return [self._summary(record) for record in self.records]
+        """Every disaster, planned or happened, in time order, as plain JSON-able data.
+
+        Per disaster, among others: ``path`` (how it was recovered; ``already-down`` when it
+        struck what an earlier disaster, ``merged_into``, had out: then no RPO, RTO, rows or
+        commands of its own); ``promoted`` (the replica a promotion picked); ``rpo_s`` (the
+        span of committed data lost: ``at - recovered_to``); ``rto_s`` (the sum of the
+        runbook's steps as drawn at the disaster -- the actors in ``actors_down`` are down
+        exactly that long, until ``service_back_at``); ``rto_deep_s`` (``rto_s`` plus the time
+        the deep probe takes to see the service back: ``deep_healthy_at - at``); ``restore``
+        (what a restore from the backups used; null when none happened)."""
+        keys = self._keys()
+        by_record = {id(record): key for record, key in zip(self.records, keys, strict=True)}
+        return [self._summary(record, key, by_record) for record, key in zip(self.records, keys, strict=True)]
 
     def summary_by_name(self) -> dict[str, dict[str, Any]]:
         """The same, keyed ``kind@target`` (``#2``, ``#3`` ... for repeats): dotted paths for expectations."""
-        keyed: dict[str, dict[str, Any]] = {}
-        for entry in self.summary():
-            base = f"{entry['kind']}@{entry['target']}"
-            key, n = base, 1
-            while key in keyed:
-                n += 1
-                key = f"{base}#{n}"
-            keyed[key] = entry
-        return keyed
+        return {entry["key"]: entry for entry in self.summary()}

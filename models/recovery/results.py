@@ -23,17 +23,24 @@ RTO_CLAIM_S = 4 * 3600.0
 """The review's claimed recovery time objective: 4 h."""
 
 
+_NOT_A_SERVICE_LOSS = frozenset({"rebuild-replica", "already-down"})
+"""Recovery paths whose figures the service-level RPO and RTO leave out."""
+
+
 def durability_section(recovery: Recovery, now: float) -> dict[str, Any]:
     """The section, as of simulated time ``now`` (see the module docstring)."""
     commits = recovery.commits
     disasters = recovery.failover.summary()
-    happened = [d for d in disasters if d["happened"]]
+    # The claims are the service's: a replica rebuilt behind a healthy primary loses nothing and
+    # takes no service down, and a disaster on a node already down adds no figures of its own.
+    happened = [d for d in disasters if d["happened"] and d["path"] not in _NOT_A_SERVICE_LOSS]
     rpos = [float(d["rpo_s"]) for d in happened if d["rpo_s"] is not None]
     rtos = [d["rto_s"] for d in happened]
-    lost: dict[str, int] = {}
+    # every table is there from the start (None until a disaster), so expectations can name it
+    lost: dict[str, int | None] = dict.fromkeys(commits.tables, 0 if happened else None)
     for disaster in happened:
         for table, rows in (disaster.get("rows_lost") or {}).items():
-            lost[table] = lost.get(table, 0) + int(rows or 0)
+            lost[table] = (lost.get(table) or 0) + int(rows or 0)
     rpo = max(rpos) if rpos else None
     # a recovery that never finishes has no RTO, and no claim about it held
     rto = None if not happened or None in rtos else max(float(r) for r in rtos)
@@ -52,7 +59,7 @@ def durability_section(recovery: Recovery, now: float) -> dict[str, Any]:
         "disasters": disasters,
         "disasters_by_name": recovery.failover.summary_by_name(),
         "claims": {"rpo_s": RPO_CLAIM_S, "rto_s": RTO_CLAIM_S},
-        "disasters_happened": len(happened),
+        "disasters_happened": len(happened),  # those that took the service's data or service down
         "rpo_s": rpo,
         "rpo_h": None if rpo is None else rpo / 3600.0,
         "rto_s": rto,

@@ -3,12 +3,14 @@
 A runbook is an ordered list of steps -- detect, respond, decide, find out how, recover the
 data, repoint clients and DNS, wait out DNS caches, warm caches, verify -- each with a
 :class:`~sim.distributions.Distribution` of how long it takes. One step recovers the data;
-its time is not the runbook's to say but the recovery path's (promoting a replica takes
-``promote_time``; restoring from the backups takes the copy, fetch and replay times of a
-:class:`~models.logic.durability.RestoreResult`), so :meth:`BoundRunbook.draw` takes the
-data steps as input and puts them in that step's place. The RTO is the sum of the steps,
-and every step's start is known the moment the disaster happens, because every duration is
-drawn then (the model needs no process to follow the runbook).
+its time is not the runbook's to say but the recovery path's (promoting a replica takes what
+is left of its replay backlog plus ``promote_time``; restoring from the backups takes the
+copy, fetch and replay times of a :class:`~models.logic.durability.RestoreResult`), so
+:meth:`BoundRunbook.draw` takes the data steps as input (or a function of the data step's
+start) and puts them in that step's place. The RTO is the sum of the steps (the actors a
+disaster takes out are down exactly that long), and every step's start is known the moment
+the disaster happens, because every duration is drawn then (the model needs no process to
+follow the runbook).
 
 The start of the data step is the **point of no return**: a team that has not reached it
 when a lost region comes back does not fail over (:mod:`models.recovery.failover`).
@@ -36,7 +38,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from models.recovery.config import DisasterKind, RunbookStepConfig
+from models.recovery.config import DATA_STEP, DisasterKind, RunbookStepConfig
 from sim.distributions import Distribution, LogNormal, Sampler, constant
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "PRESETS",
     "REHEARSED",
     "BoundRunbook",
+    "DataSteps",
     "Runbook",
     "SamplerFactory",
     "Step",
@@ -56,13 +59,13 @@ __all__ = [
 SamplerFactory = Callable[[Distribution, str], Sampler]
 """Builds a sampler of a distribution on the named random stream (``Kernel.sampler``)."""
 
+DataSteps = Sequence[tuple[str, float]] | Callable[[float], Sequence[tuple[str, float]]]
+"""The data's recovery in parts (name, seconds), or a function of the data step's start giving them."""
+
 ALL_DISASTERS: frozenset[DisasterKind] = frozenset({"primary_loss", "replica_loss", "region_outage"})
 _LEADERSHIP: frozenset[DisasterKind] = frozenset({"primary_loss", "region_outage"})
 """Disasters that take the service down: someone must respond, decide and repoint clients."""
 _REGION: frozenset[DisasterKind] = frozenset({"region_outage"})
-
-DATA_STEP = "recover data"
-"""The name under which the data's recovery (all its parts together) is reported."""
 
 
 def _lognormal(median: str, sigma: float) -> LogNormal:
@@ -207,6 +210,8 @@ class Runbook:
     def __post_init__(self) -> None:
         if sum(step.recovers_data for step in self.steps) != 1:
             raise ValueError(f"runbook {self.name!r} needs exactly one data step")
+        if any(step.name == DATA_STEP and not step.recovers_data for step in self.steps):
+            raise ValueError(f"runbook {self.name!r}: the step name {DATA_STEP!r} is reserved for the data step")
         names = [step.name for step in self.steps]
         if len(set(names)) != len(names):
             raise ValueError(f"runbook {self.name!r}: step names must be unique")
@@ -241,15 +246,20 @@ class BoundRunbook:
         self.runbook = runbook
         self._samplers = samplers
 
-    def draw(self, kind: DisasterKind, data_steps: Sequence[tuple[str, float]]) -> Timeline:
+    def draw(self, kind: DisasterKind, data_steps: DataSteps) -> Timeline:
         """Every step of recovering from ``kind``, timed now, with ``data_steps`` (name,
         seconds) in the data step's place. Only the steps of ``kind`` draw, each from its own
-        stream, in the runbook's order."""
+        stream, in the runbook's order.
+
+        ``data_steps`` may be a function of the data step's start (seconds after the disaster):
+        what the data's recovery takes can depend on when the team gets there (a standby keeps
+        replaying meanwhile; a region back by then needs no recovery at all)."""
         timed: list[TimedStep] = []
         t = 0.0
         for step in self.runbook.for_disaster(kind):
             if step.recovers_data:
-                parts = [(name, seconds) for name, seconds in data_steps] or [(DATA_STEP, 0.0)]
+                given = data_steps(t) if callable(data_steps) else data_steps
+                parts = [(name, seconds) for name, seconds in given] or [(DATA_STEP, 0.0)]
             else:
                 parts = [(step.name, self._samplers[step.name]())]
             for name, seconds in parts:

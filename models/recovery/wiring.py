@@ -7,7 +7,7 @@ imports any of it, and so that the twin's composition root stays one screen long
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,14 +45,6 @@ class Recovery:
         return targets
 
 
-def _replica_lag_now(kernel: Kernel, replicas: Sequence[Postgres]) -> Callable[[], float] | None:
-    """How far the first replica (the one a promotion picks) is behind now, if replicas replay."""
-    if not replicas:
-        return None
-    replica = replicas[0]
-    return lambda: replica.staleness(kernel.now)
-
-
 def build_recovery(
     kernel: Kernel,
     scenario: Scenario,
@@ -88,7 +80,7 @@ def build_recovery(
         primary=primary,
         replicas=list(replicas),
         replica_lag=scenario.postgres.replication_lag,
-        replica_lag_now=_replica_lag_now(kernel, replicas),
+        replica_wal={replica.name: replica for replica in replicas if replica.replay is not None},
         disasters=scenario.faults,
         deep_probe=monitor.probers.get("deep"),
         commands=mobile,
