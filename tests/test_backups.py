@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from models.logic.durability import SegmentState, WalWorkload, wal_segments
-from models.recovery.backups import TRUNCATED_SHARE, BackupPlane
+from models.recovery.backups import BackupPlane
+from models.recovery.base_backups import TRUNCATED_SHARE
 from models.recovery.commits import CommitLog
 from models.recovery.config import DurabilityConfig, Flow, Table
 from models.recovery.faults import ArchiveFailure, BackupFailure, SegmentCorruption

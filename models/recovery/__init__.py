@@ -11,8 +11,11 @@ this package drives it through a run and meters it:
 * :mod:`models.recovery.commits` -- the record of what was committed, per table, in aggregate
   on long horizons and row by row where the detailed twin runs: the ground truth every RPO
   is measured against;
-* :mod:`models.recovery.backups` -- the archiver, the scheduled base backups and the checks
-  and drills that may catch a broken archive, over months of simulated time;
+* :mod:`models.recovery.backups` -- the backup plane: over months of simulated time, WAL cut
+  into segments (:mod:`~models.recovery.wal_segmenter`) and archived
+  (:mod:`~models.recovery.wal_archiver`), scheduled base backups and their retention
+  (:mod:`~models.recovery.base_backups`), and the checks, restore tests and drills that may
+  catch a broken archive (:mod:`~models.recovery.checks`);
 * :mod:`models.recovery.runbook` and :mod:`models.recovery.failover` -- a disaster's recovery
   as timed runbook steps, so that RTO decomposes into its parts;
 * :mod:`models.recovery.results` -- the ``durability`` section of a result.
