@@ -35,6 +35,7 @@ __all__ = [
     "Uniform",
     "constant",
     "draws",
+    "lognormal",
 ]
 
 BLOCK = 4096
@@ -243,3 +244,8 @@ Distribution = Annotated[
 def constant(value: float | str) -> Constant:
     """A constant spec from seconds or a duration string (for defaults in code)."""
     return Constant(value=parse_duration(value))
+
+
+def lognormal(median: float | str, sigma: float) -> LogNormal:
+    """A lognormal spec from its median (seconds or a duration string) and sigma (for defaults in code)."""
+    return LogNormal.model_validate({"median": median, "sigma": sigma})

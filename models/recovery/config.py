@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from sim.distributions import Distribution, LogNormal, constant
+from sim.distributions import Distribution, constant, lognormal
 from sim.durations import Duration, Offset
 from sim.spec import Spec
 
@@ -48,10 +48,6 @@ MAX_ROWS_PER_S = 1e9
 
 class _Config(Spec):
     model_config = ConfigDict(validate_default=True)
-
-
-def _lognormal(median: str, sigma: float) -> LogNormal:
-    return LogNormal.model_validate({"median": median, "sigma": sigma})
 
 
 Table = Literal["readings", "device_commands", "users"]
@@ -90,7 +86,7 @@ class WalConfig(_Config):
         "counts it in whole seconds)",
     )
     upload_time: Distribution = Field(
-        default_factory=lambda: _lognormal("1s", 0.5), description="one archive_command run (a 16 MiB PUT)"
+        default_factory=lambda: lognormal("1s", 0.5), description="one archive_command run (a 16 MiB PUT)"
     )
     retry_interval: Duration = Field(
         default=60.0, description="after a failed archive_command the archiver retries about a minute later"
@@ -194,7 +190,7 @@ class ChecksConfig(_Config):
         default=None, description="alert when the last successful restore test is older than this (review: 7d)"
     )
     respond: Distribution = Field(
-        default_factory=lambda: _lognormal("4h", 0.5),
+        default_factory=lambda: lognormal("4h", 0.5),
         description="from an alert to its cause fixed and a fresh base backup started",
     )
     verify_after: Offset = Field(
@@ -270,7 +266,7 @@ class FailoverConfig(_Config):
         description="a streaming replica in the DR region; as designed the DR region is restored from backups",
     )
     cross_region_lag: Distribution = Field(
-        default_factory=lambda: _lognormal("1s", 0.7),
+        default_factory=lambda: lognormal("1s", 0.7),
         description="replication lag of the cross-region replica at the disaster",
     )
     promote_time: Distribution = Field(

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from models.recovery.config import DATA_STEP, DisasterKind, RunbookStepConfig
-from sim.distributions import Distribution, LogNormal, Sampler, constant
+from sim.distributions import Distribution, Sampler, constant, lognormal
 
 __all__ = [
     "ALL_DISASTERS",
@@ -68,10 +68,6 @@ _LEADERSHIP: frozenset[DisasterKind] = frozenset({"primary_loss", "region_outage
 _REGION: frozenset[DisasterKind] = frozenset({"region_outage"})
 
 
-def _lognormal(median: str, sigma: float) -> LogNormal:
-    return LogNormal.model_validate({"median": median, "sigma": sigma})
-
-
 @dataclass(frozen=True, slots=True)
 class Step:
     """One step: a name and its duration, or (``time`` None) the place of the data's recovery."""
@@ -90,58 +86,58 @@ MANUAL: tuple[Step, ...] = (
     # CloudWatch alarms on 1-minute metrics with 3 of 3 datapoints breaching fire 3 min after
     # the start at best; with the design's shallow health checks (S3) a dead dependency shows
     # first as error rates, latency alarms and users' complaints. Median 5 min, p95 ~ 11 min.
-    Step("detect", _lognormal("5m", 0.5)),
+    Step("detect", lognormal("5m", 0.5)),
     # Review M4: the on-call acknowledges a P1 within 15 min; then the people who can act (a
     # DBA, an incident lead) are called in and the cause confirmed -- not our bug, the region
     # (AWS's status page lags the impact: about an hour on 2021-12-07 in us-east-1). Median
     # 20 min, p95 ~ 45 min.
-    Step("respond and escalate", _lognormal("20m", 0.5), _LEADERSHIP),
+    Step("respond and escalate", lognormal("20m", 0.5), _LEADERSHIP),
     # No pre-agreed criteria: failing a region over (or restoring the database) is a business
     # decision taken by people who have never seen it done, hoping the provider recovers first
     # (public post-mortems of us-east-1 2017-02-28 and 2021-12-07 tell of teams waiting for
     # hours). Median 45 min, wide: p95 ~ 2.4 h.
-    Step("decide to fail over", _lognormal("45m", 0.7), _LEADERSHIP),
+    Step("decide to fail over", lognormal("45m", 0.7), _LEADERSHIP),
     # Nobody has done it (C4: no restore was ever tested): find the procedure, the DR
     # account's credentials, the backup bucket and the right base backup, write the recovery
     # settings, provision or scale up the passive side. Median 40 min, p95 ~ 1.8 h.
-    Step("find out how to recover", _lognormal("40m", 0.6), _LEADERSHIP),
+    Step("find out how to recover", lognormal("40m", 0.6), _LEADERSHIP),
     Step(DATA_STEP, None),
     # By hand: edit the Route 53 records and the services' connection strings and secrets,
     # redeploy; IoT Core endpoints are regional, so devices follow only if they connect through
     # a custom domain whose CNAME is changed too. Median 30 min, p95 ~ 80 min.
-    Step("repoint clients and DNS", _lognormal("30m", 0.6), _LEADERSHIP),
+    Step("repoint clients and DNS", lognormal("30m", 0.6), _LEADERSHIP),
     # Resolvers keep the old answer until its TTL runs out: Route 53's console proposes 300 s
     # for a new record, and nobody lowered it. The last client moves a whole TTL after the change.
     Step("DNS caches expire", constant("5m"), _LEADERSHIP),
     # The DR region's Redis starts empty: device state and sessions are rebuilt lazily from
     # PostgreSQL and from devices' next reports, with the database loaded meanwhile, until
     # the working set is back. Only after a region's loss. Median 20 min.
-    Step("warm caches", _lognormal("20m", 0.5), _REGION),
+    Step("warm caches", lognormal("20m", 0.5), _REGION),
     # A manual smoke test before the all-clear (log in, command a device, read a dashboard).
-    Step("verify and reopen", _lognormal("15m", 0.5), _LEADERSHIP),
+    Step("verify and reopen", lognormal("15m", 0.5), _LEADERSHIP),
 )
 """The runbook as designed; sum of the medians without the data: 3 h for a region."""
 
 REHEARSED: tuple[Step, ...] = (
     # Route 53 health checks every 30 s, unhealthy after 3 failures (~90 s), and the deep
     # health check of S3, alarm and page at once. Median 2 min, narrow.
-    Step("detect", _lognormal("2m", 0.3)),
+    Step("detect", lognormal("2m", 0.3)),
     # The page is acknowledged; a drilled on-call starts the runbook without escalating first.
     # Median 5 min, p95 ~ 11 min: inside M4's 15 min.
-    Step("respond", _lognormal("5m", 0.5), _LEADERSHIP),
+    Step("respond", lognormal("5m", 0.5), _LEADERSHIP),
     # Criteria agreed beforehand ("impaired 10 min and AWS Health confirms: fail over"): the
     # wait is part of the rule, so the spread is small.
-    Step("decide to fail over", _lognormal("10m", 0.3), _LEADERSHIP),
+    Step("decide to fail over", lognormal("10m", 0.3), _LEADERSHIP),
     Step(DATA_STEP, None),
     # A script flips the Route 53 failover records, updates secrets and scales up the warm
     # standby (node groups take minutes). Median 5 min.
-    Step("repoint clients and DNS", _lognormal("5m", 0.4), _LEADERSHIP),
+    Step("repoint clients and DNS", lognormal("5m", 0.4), _LEADERSHIP),
     # TTL of 60 s, as AWS recommends for failover records behind health checks.
     Step("DNS caches expire", constant("60s"), _LEADERSHIP),
     # A warm-up job loads device state and open sessions from PostgreSQL. Median 5 min.
-    Step("warm caches", _lognormal("5m", 0.4), _REGION),
+    Step("warm caches", lognormal("5m", 0.4), _REGION),
     # A scripted smoke test.
-    Step("verify and reopen", _lognormal("3m", 0.3), _LEADERSHIP),
+    Step("verify and reopen", lognormal("3m", 0.3), _LEADERSHIP),
 )
 """Partly automated and drilled quarterly; sum of the medians without the data: 31 min."""
 
