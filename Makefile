@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 NOTEBOOK_STAMP := $(VENV)/.notebook-stamp
 SEED   ?= 7
 
-.PHONY: run test test-slow lint bench bench-requests findings schema notebook gate clean
+.PHONY: run test test-slow lint bench bench-requests findings schema notebook gate report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,14 @@ GATE_FLAGS ?=
 gate: $(STAMP)  ## the SLO gate against ci/slo-baseline.json: out/gate/junit.xml and out/gate/summary.md; exit 1 on a regression
 	$(BIN)/hems-twin check $(GATE_SCENARIOS) --baseline ci/slo-baseline.json \
 		--junit out/gate/junit.xml --markdown out/gate/summary.md $(GATE_FLAGS)
+
+# The failure-mode reports under reports/: a page per scenario (Markdown and one self-contained HTML
+# file), the index and the FMEA catalogue reports/failure-modes.md. tests/test_reports_current.py fails
+# when they are stale (a scenario or any source file under sim/ or models/ changed since): rerun this.
+REPORT_REPLICATIONS ?= 5
+
+report: $(STAMP)  ## regenerate the committed failure-mode reports under reports/
+	$(BIN)/hems-twin report scenarios/*.yaml --out reports --replications $(REPORT_REPLICATIONS)
 
 schema: $(STAMP)  ## regenerate the committed JSON Schema of the scenario format
 	$(BIN)/hems-twin schema > scenarios/scenario.schema.json

@@ -19,12 +19,16 @@ __all__ = [
     "APP_RESPONSE",
     "COMMANDS",
     "COMMANDS_TABLE",
+    "COMMAND_FAILED",
     "COMMAND_INTENTS",
+    "COMMAND_LATENCY",
+    "COMMAND_LATENCY_P95",
     "COMMAND_REQUESTS",
     "COMMAND_SUCCEEDED",
     "DASHBOARDS",
     "DASHBOARD_ERRORS",
     "DASHBOARD_LATENCY",
+    "DASHBOARD_LATENCY_P95",
     "DASHBOARD_REQUESTS",
     "DB_PRIMARY",
     "DEVICES",
@@ -104,30 +108,40 @@ POISON_INJECTED = "readings.poison_injected"
 STREAM_ITERATOR_AGE = "stream.iterator_age_s"
 STREAM_MAX_ITERATOR_AGE = "stream.max_iterator_age_s"
 APP_RESPONSE = "commands.app_response_s"
+COMMAND_LATENCY = "commands.latency_s"
+"""From a tap to the device applying it: a sketch the results make (``flows.commands.latency_s``,
+and a CDF in ``distributions``), not a metric the run records."""
+COMMAND_LATENCY_P95 = "commands.latency_p95_s"
 DASHBOARD_LATENCY = "dashboard.latency_s"
+DASHBOARD_LATENCY_P95 = "dashboard.latency_p95_s"
 DASHBOARD_REQUESTS = "dashboard.requests"
 DASHBOARD_ERRORS = "dashboard.errors"
 COMMAND_INTENTS = "commands.intents"
 COMMAND_REQUESTS = "commands.requests"
 COMMAND_SUCCEEDED = "commands.succeeded"
+COMMAND_FAILED = "commands.failed"
 DLQ_MESSAGES = "dlq.messages"
 REPLICA_REPLAY_LAG = "postgres.replica_replay_lag_s"
 ANALYTICS_STALENESS = "analytics.staleness_s"
 
 METRICS: tuple[tuple[str, str, str, str], ...] = (
-    # (name, kind, unit, meaning); kinds: counter, histogram, sum (per interval), max (per interval)
+    # (name, kind, unit, meaning); kinds: counter, histogram, and per interval: sum, max, p95
+    # (None where the interval saw no value), peak (of a level; each actor declares its queue.<name>)
     (READING_END_TO_END, "histogram", "s", "from a meter's reading to its row in TimescaleDB"),
     (READINGS_STORED, "sum", "rows", "readings rows stored per interval"),
     (POISON_INJECTED, "counter", "records", "poison records the poison fault emitted"),
     (STREAM_ITERATOR_AGE, "histogram", "s", "age of the newest record a GetRecords returned (ingestion lag)"),
     (STREAM_MAX_ITERATOR_AGE, "max", "s", "largest iterator age per interval"),
     (APP_RESPONSE, "histogram", "s", "from a tap to the app's final answer, retries included"),
+    (COMMAND_LATENCY_P95, "p95", "s", "p95 of the app's final answers heard per interval (as app_response_s)"),
     (DASHBOARD_LATENCY, "histogram", "s", "latency of successful dashboard refreshes"),
+    (DASHBOARD_LATENCY_P95, "p95", "s", "p95 latency of the successful dashboard refreshes finished per interval"),
     (DASHBOARD_REQUESTS, "sum", "requests", "dashboard refreshes finished per interval"),
     (DASHBOARD_ERRORS, "sum", "requests", "dashboard refreshes that failed per interval"),
     (COMMAND_INTENTS, "sum", "intents", "command intents users started per interval"),
     (COMMAND_REQUESTS, "sum", "requests", "command requests the app sent per interval, retries included"),
     (COMMAND_SUCCEEDED, "sum", "intents", "command intents the app heard accepted per interval (goodput)"),
+    (COMMAND_FAILED, "sum", "intents", "command intents whose final answer, heard per interval, was not accepted"),
     (
         DLQ_MESSAGES,
         "sum",

@@ -20,6 +20,9 @@ state in ``flows.commands.publish_limit`` (as designed the device manager swallo
 refusal: the row stays ``pending``, the app hears 202 -- an orphaned command), and when the
 limit refused anything the result's ``warnings`` says so in a sentence.
 
+Every result has a ``distributions`` section: each latency distribution tabulated at fixed
+probabilities, the points of a CDF (:func:`_distributions`).
+
 A scenario that declares SLOs gets a ``slos`` section too (:func:`models.slo.slo_section`):
 each SLO's indicator over time, error budget consumed and burn-rate alerts; one with a
 ``durability:`` section gets a ``durability`` section (:func:`models.recovery.results.durability_section`):
@@ -37,6 +40,7 @@ from models.monitoring import health_summary
 from models.names import (
     APP_RESPONSE,
     AUTOMATION,
+    COMMAND_LATENCY,
     COMMANDS,
     DASHBOARD_LATENCY,
     DEVICES,
@@ -50,7 +54,7 @@ from models.settings import settings_from
 from models.slo import slo_section
 from models.windows import command_load
 from sim.ledger import FinalState, Invariant, Ledger
-from sim.metrics import Histogram
+from sim.metrics import CDF_PROBABILITIES, Histogram
 
 if TYPE_CHECKING:
     from models.twin import World
@@ -58,7 +62,8 @@ if TYPE_CHECKING:
 __all__ = ["summarise"]
 
 
-def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
+def _settle_commands(world: World, ledger: Ledger) -> tuple[dict[str, Any], Histogram]:
+    """The commands' figures, and the sketch of their time from tap to applied."""
     kernel = world.kernel
     mobile = world.mobile
     applied = world.devices.applied
@@ -67,7 +72,7 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
     for row in world.database.commands.values():
         rows_by_intent.setdefault(row["intent"], []).append(row["status"])
     outbox = world.scenario.device_manager.outbox
-    latency = Histogram()
+    latency = Histogram()  # from the tap to the device applying it
     duplicates = 0
     into_void = 0  # told "accepted", never applied
     for intent, started in mobile.started.items():
@@ -114,6 +119,27 @@ def _settle_commands(world: World, ledger: Ledger) -> dict[str, Any]:
         "latency_s": latency.summary(),
         "app_response_s": kernel.metrics.histogram(APP_RESPONSE).summary(),
         **command_load(world),  # offered-load amplification and goodput around the faults
+    }, latency
+
+
+def _distributions(world: World, applied_latency: Histogram) -> dict[str, Any]:
+    """Every latency distribution, tabulated for CDF figures: each histogram the twin declares
+    in seconds, and the commands' time from tap to applied (``flows.commands.latency_s``).
+
+    ``quantiles`` holds ``[p, value]`` at :data:`sim.metrics.CDF_PROBABILITIES`, increasing in
+    ``p`` and never decreasing in value; the same sketch as the summaries, so the entry at
+    0.5 is the summary's ``p50``.
+    """
+    metrics = world.kernel.metrics
+    sketches = {
+        name: metrics.histogram(name)
+        for name, spec in metrics.catalogue.items()
+        if spec.kind == "histogram" and spec.unit == "s"
+    }
+    sketches[COMMAND_LATENCY] = applied_latency
+    return {
+        name: {"count": sketch.count, "unit": "s", "quantiles": sketch.quantiles(CDF_PROBABILITIES)}
+        for name, sketch in sorted(sketches.items())
     }
 
 
@@ -304,7 +330,7 @@ def summarise(world: World) -> dict[str, Any]:
     """The result body of the run so far (a pure reading: the world is left as it was)."""
     kernel = world.kernel
     verdicts = kernel.ledger.copy()
-    commands = _settle_commands(world, verdicts)
+    commands, applied_latency = _settle_commands(world, verdicts)
     commands["publish_limit"] = _publish_limit(world, verdicts)
     ledger, invariants = verdicts.report(_inventory(world))
     invariants += _command_invariants(world)
@@ -337,8 +363,9 @@ def summarise(world: World) -> dict[str, Any]:
         "timeseries": {
             "interval_s": kernel.metrics.interval,
             "start_s": kernel.start,  # the first bucket's start is the bucket holding it
-            **{name: ts.series(series_until, kernel.start) for name, ts in sorted(kernel.metrics.series.items())},
+            **kernel.metrics.every_series(series_until, kernel.start),
         },
+        "distributions": _distributions(world, applied_latency),
         "health": health_summary(world, verdicts),
         "engine": {"simulated_s": kernel.now, "events": kernel.events_processed},
     }

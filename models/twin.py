@@ -69,6 +69,7 @@ from sim.twin import Estimate
 
 if TYPE_CHECKING:
     from models.recovery.wiring import Recovery
+    from sim.report.profile import ReportProfile
 
 __all__ = ["TWIN", "SmartHomeTwin", "World", "build"]
 
@@ -233,6 +234,14 @@ class SmartHomeTwin:
 
     name = "smart-home"
     scenario_type = Scenario
+
+    @property
+    def report_profile(self) -> ReportProfile:
+        """What the report generator draws and catalogues for this system (imported on first
+        use: running a scenario never loads matplotlib's side of the twin)."""
+        from models.report_profile import REPORT_PROFILE
+
+        return REPORT_PROFILE
 
     @property
     def scenarios_dir(self) -> Path | None:

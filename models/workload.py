@@ -6,9 +6,11 @@ the app's own timeout-and-retry behaviour (:func:`models.logic.clients.send_comm
 decides how many requests the intent becomes.  Dashboard refreshes are counted good or
 bad against the availability SLO (a 2xx within the dashboard's timeout).
 
-Per interval the mobile users record intents started, requests sent (retries included)
-and intents the app heard accepted: offered load, its amplification by retries, and
-goodput over time, the figures of a retry storm.  A retry limiter
+Per interval the mobile users record intents started, requests sent (retries included),
+intents the app heard accepted and intents whose final answer was a failure: offered
+load, its amplification by retries, goodput and the users' error rate over time, the
+figures of a retry storm; and the p95 of the app's response time, as the dashboards do
+for their good refreshes.  A retry limiter
 (``workload.app_retry_budget``) lives where an SDK keeps it, one per client instance: per
 user (each phone's app), or, with ``scope: shared``, one for the whole population.
 """
@@ -31,12 +33,15 @@ __all__ = ["DashboardUsers", "MobileUsers"]
 
 from models.names import (
     APP_RESPONSE,
+    COMMAND_FAILED,
     COMMAND_INTENTS,
+    COMMAND_LATENCY_P95,
     COMMAND_REQUESTS,
     COMMAND_SUCCEEDED,
     COMMANDS,
     DASHBOARD_ERRORS,
     DASHBOARD_LATENCY,
+    DASHBOARD_LATENCY_P95,
     DASHBOARD_REQUESTS,
     DASHBOARDS,
     MOBILE,
@@ -74,9 +79,11 @@ class MobileUsers:
         self.started: dict[str, float] = {}
         self.results: dict[str, tuple[AppResult, float]] = {}
         self._response = kernel.metrics.histogram(APP_RESPONSE)
+        self._response_p95 = kernel.metrics.quantile_series(COMMAND_LATENCY_P95)
         self._intents = kernel.metrics.timeseries(COMMAND_INTENTS)
         self._requests = kernel.metrics.timeseries(COMMAND_REQUESTS)
         self._succeeded = kernel.metrics.timeseries(COMMAND_SUCCEEDED)
+        self._failed = kernel.metrics.timeseries(COMMAND_FAILED)
         self._budget = config.app_retry_budget
         self._shared_limiter = self._budget.limiter() if self._budget.scope == "shared" else None
         self.limiters: dict[str, RetryLimiter] = {}  # per user, made on the user's first command
@@ -110,7 +117,8 @@ class MobileUsers:
         user = f"user-{user_index}"
         limiter = self._limiter(user)
         logic = send_command(self.settings, user, device, action, intent, self._retry_rng, limiter, self._request_sent)
-        self.kernel.driver.spawn(logic, MOBILE, on_done=functools.partial(self._finished, intent))
+        done = functools.partial(self._finished, intent)
+        self.kernel.driver.spawn(logic, MOBILE, on_done=done, item=(COMMANDS, intent))  # links a trace to the intent
 
     def _limiter(self, user: str) -> RetryLimiter | None:
         """The retry limiter of ``user``'s client: its own, the shared one, or none."""
@@ -130,10 +138,14 @@ class MobileUsers:
     def _finished(self, intent: str, result: Any) -> None:
         now = self.kernel.now
         self.results[intent] = (result, now)
-        self._response.add(now - self.started[intent])
+        response = now - self.started[intent]
+        self._response.add(response)
+        self._response_p95.add(now, response)
         if getattr(result, "accepted", False):
             self._succeeded.add(now)
-        elif getattr(result, "gave_up", None) == "budget":
+            return
+        self._failed.add(now)
+        if getattr(result, "gave_up", None) == "budget":
             self.refused_by_budget += 1
 
     # -- the flood fault (S1) ------------------------------------------------------------------
@@ -197,6 +209,7 @@ class DashboardUsers:
         self._requests = kernel.metrics.timeseries(DASHBOARD_REQUESTS)
         self._errors = kernel.metrics.timeseries(DASHBOARD_ERRORS)
         self._latency = kernel.metrics.histogram(DASHBOARD_LATENCY)
+        self._latency_p95 = kernel.metrics.quantile_series(DASHBOARD_LATENCY_P95)
         self.slo_hook: Callable[[float, float, bool], None] | None = None  # (now, latency, ok): SLO counting
         rate = config.dashboard_users * config.queries_per_user_per_hour / 3600.0
         if rate > 0 and meters > 0:
@@ -223,6 +236,7 @@ class DashboardUsers:
         if isinstance(response, HttpResponse) and response.ok:
             self.good += 1
             self._latency.add(now - started)
+            self._latency_p95.add(now, now - started)
             if response.body.get("degraded"):
                 self.degraded += 1
             staleness = response.body.get("staleness_s")

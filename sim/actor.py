@@ -34,6 +34,11 @@ reads them as a :class:`QueueStats` without changing anything; two readings give
 figures of the window between them (:meth:`QueueStats.since`).  A crash drops the queue --
 those requests never get a wait sample -- and the busy count; the integrals just follow.
 Time the actor spends down counts as time with nothing queued and nothing busy.
+
+Over time, each actor declares the metric ``queue.<name>`` (a :class:`~sim.metrics.PeakSeries`):
+the deepest its mailbox got in each interval, for timelines.  It is told the new depth only
+where the depth already changes -- a put, the end of a pump, a crash -- so a request that
+finds a worker free, the common case, pays nothing for it.
 """
 
 from __future__ import annotations
@@ -160,6 +165,10 @@ class Actor:
         self._service = (service_time or constant(0.0)).sampler(self.rng)
         self.mailbox: Mailbox[Request] = Mailbox(kernel.env)
         self._queued = self.mailbox.queued
+        # the deepest queue per interval, told only where the queue changes (a put, the pump, a crash)
+        depth = f"queue.{name}"
+        kernel.metrics.declare((depth, "peak", "requests", f"largest number of requests waiting in {name}'s mailbox"))
+        self._depth = kernel.metrics.peak_series(depth)
         self.up = True
         self.epoch = 0
         self.busy = 0
@@ -223,6 +232,7 @@ class Actor:
             self._begin(request, 0.0)  # a free worker takes it at once
         else:
             self.mailbox.put(request)
+            self._depth.set(self.kernel.env._now, len(self._queued))
 
     def _pump(self) -> None:
         """Give queued requests to free workers, oldest first."""
@@ -236,6 +246,7 @@ class Actor:
                 self._begin(request, wait)
         finally:
             self._pumping = False
+            self._depth.set(self.kernel.env._now, len(queued))  # once: a fall never raises the peak
 
     def _begin(self, request: Request, wait: float) -> None:
         """A worker takes ``request`` after ``wait`` seconds in the queue: the service time, then the handler."""
@@ -275,7 +286,7 @@ class Actor:
         if type(outcome) is GeneratorType:
             done = functools.partial(self._done, request, ticket, epoch)
             logic: Logic[Any] = outcome
-            self.kernel.driver.start(logic, self, epoch, done)
+            self.kernel.driver.start(logic, self, epoch, done, request)  # the handler continues the trace
         else:
             self._done(request, ticket, epoch, outcome)
 
@@ -328,6 +339,7 @@ class Actor:
         # A dying process's sockets close: every caller it owed an answer gets a connection
         # reset (a host or network failure, by contrast, is a partition: callers wait).
         lost = [*self.mailbox.clear(), *self._serving.values()]
+        self._depth.set(self.kernel.env._now, 0)
         self.lost_in_crash += len(lost)
         for request in lost:
             self.kernel.driver.reply(self.name, request, Unavailable("connection_reset", f"{self.name} crashed"))

@@ -2,7 +2,7 @@
 
 ::
 
-    from sim.api import run, sweep
+    from sim.api import report, run, sweep
 
     result = run("scenarios/c1-outbox.yaml", seed=7)         # every variant on one seed
     result.body                                               # what result.json would hold
@@ -19,6 +19,8 @@
     )
     swept.to_frame()                                          # + point and one column per parameter
 
+    report("scenarios/c1-outbox.yaml", out="out/reports")     # pages, figures, index, catalogue
+
 A scenario is given as a file path, a scenario object of the twin's type, or a mapping of
 the same data as a file; each is checked exactly as ``hems-twin`` checks a file (variants,
 expectations and sweep points included), and bad input raises
@@ -32,6 +34,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -49,7 +52,7 @@ from sim.sweep import check_grid, plan_sweep, point_problems, sweep_points
 from sim.twin import Twin, load_twin
 from sim.variants import Experiment, check_variants, expectations_of
 
-__all__ = ["RunResult", "SweepResult", "load_checked", "run", "sweep"]
+__all__ = ["RunResult", "SweepResult", "load_checked", "report", "run", "sweep"]
 
 ScenarioInput = str | os.PathLike[str] | BaseModel | Mapping[str, Any]
 """What :func:`run` and :func:`sweep` accept as a scenario: a file, a scenario object, or its data."""
@@ -232,3 +235,21 @@ def sweep(
         scheduler=scheduler,
         progress=progress,
     )
+
+
+def report(
+    scenarios: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str] = "reports",
+    replications: int = 5,
+    workers: int | None = None,
+    twin: str | Twin | None = None,
+) -> list[Path]:
+    """Write the failure-mode reports of scenario files into ``out``, as ``hems-twin report``
+    does (:func:`sim.report.build.build_reports`): per scenario a Markdown page and one
+    self-contained HTML file with its figures, the index, the FMEA catalogue and the manifest.
+    Each scenario runs every variant on ``replications`` seeds spawned from its own seed.
+    Returns the files written."""
+    from sim.report.build import build_reports  # matplotlib loads only when a report is drawn
+
+    paths = [scenarios] if isinstance(scenarios, str | os.PathLike) else list(scenarios)
+    return build_reports(_twin(twin), paths, out, replications=replications, workers=workers)

@@ -6,6 +6,9 @@ Commands::
                   [--seeds LIST | --replications N [--workers K] [--executor local|dask] [--scheduler ADDR]]
     hems-twin check SCENARIO [SCENARIO ...] --baseline FILE [--update-baseline] [--replications N]
                     [--seed N] [--workers K] [--tolerance METRIC=VALUE ...] [--junit FILE] [--markdown FILE]
+    hems-twin report SCENARIO [SCENARIO ...] [--out DIR] [--replications N] [--workers K]
+    hems-twin export SCENARIO --format chrome|otlp|prometheus --out FILE [--variant V] [--seed N]
+                     [--window START:END | --item KIND:STATE[:REASON]]
     hems-twin validate FILE [FILE ...]
     hems-twin list [DIR]
     hems-twin schema
@@ -47,6 +50,11 @@ processes (``--workers``, default one per CPU) or a Dask cluster (``--executor d
 SLI and budget consumed with the baseline file's, replication by replication on the same
 seeds, and exits 1 on a regression that is both beyond its tolerance and significant;
 ``--update-baseline`` rewrites the file instead (exit 0).
+
+``report`` writes failure-mode reports (:mod:`sim.report`): per scenario a Markdown page and
+one self-contained HTML file with figures, an index, the FMEA catalogue and a manifest.
+``export`` writes traces (Chrome trace-event or OTLP JSON) and Prometheus text
+(:mod:`sim.exports`, :mod:`sim.tracing`).
 """
 
 from __future__ import annotations
@@ -71,9 +79,11 @@ from sim.compare import comparison_text, markdown_table, parse_seeds, run_compar
 from sim.durations import format_duration
 from sim.errors import Problem, ScenarioError, SimError
 from sim.executors import EXECUTORS, TaskError, default_workers
+from sim.exports.command import add_export_parser, export_command
 from sim.loader import field_line, load_scenario_file
 from sim.progress import RunProgress
 from sim.replications import MAX_REPLICATIONS, replicate, replications_text
+from sim.report.command import add_report_parser, report_command
 from sim.results import RESULT_FILE, canonical_json, package_version, result_header, write_text_atomic
 from sim.twin import Estimate, Twin, load_twin
 from sim.variants import Experiment, check_variants, expectations_of
@@ -211,6 +221,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     table.add_argument("files", nargs="+", help="scenario files with variants and expectations")
     _add_sweep_parser(commands)
+    add_report_parser(commands)
+    add_export_parser(commands)
     _add_check_parser(commands)
     commands.add_parser("schema", help="print the JSON Schema of the scenario format")
     return parser
@@ -1175,6 +1187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(twin, args, session)
         if args.command == "check":
             return _check(twin, args, session)
+        if args.command == "report":
+            return report_command(twin, args)
+        if args.command == "export":
+            return export_command(twin, args)
         return _schema(twin)
     except KeyboardInterrupt:
         return _report_interrupt(session)

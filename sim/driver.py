@@ -18,6 +18,16 @@ whichever of reply and deadline comes second finds the call settled and does not
 worker; :meth:`Driver.drive` and :meth:`Driver.call` keep the process form for long-lived
 loops that are simpy processes anyway (a stream consumer, a relay).
 
+Trace context: every remote call is a span with a trace id, its own span id and its parent
+span id (:mod:`sim.spans`), counters handed out as calls are made.  A flow started by
+:meth:`Driver.spawn` (a client's request, with no incoming request) starts a new trace and
+its calls are its roots; a flow started by :meth:`Driver.start` to handle a request
+continues the caller's trace, its calls the children of the caller's span; each call a
+long-lived loop makes through :meth:`Driver.call` is a trace of its own (a loop that runs
+for the whole simulation is no one request).  ``spawn(..., item=(kind, key))`` names the
+ledger item a flow carries, so that a trace capture can find the item's trace
+(:attr:`Driver.on_item`); an ordinary run pays a counter per call.
+
 :func:`run_direct` is the direct driver: it runs the same logic against a plain Python
 handler with a fake clock, which is how unit tests exercise the real logic in a few lines.
 """
@@ -25,7 +35,7 @@ handler with a fake clock, which is how unit tests exercise the real logic in a 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,9 +49,12 @@ if TYPE_CHECKING:
     from sim.actor import Actor
     from sim.kernel import Kernel
 
-__all__ = ["Abandoned", "Driver", "Request", "interpret", "run_direct"]
+__all__ = ["Abandoned", "Driver", "ItemHook", "Request", "interpret", "run_direct"]
 
 T = TypeVar("T")
+
+ItemHook = Callable[[str, Hashable, int], None]
+"""Told ``(kind, key, trace)`` when a flow carrying ledger item ``key`` of ``kind`` starts trace ``trace``."""
 
 
 @dataclass(slots=True)
@@ -52,6 +65,8 @@ class Request:
     origin: str
     reply: Callable[[Any], None]  # called, at the caller's node, with the result or an OpError
     sent_at: float
+    trace: int = 0  # the trace the call belongs to (sim.spans)
+    span: int = 0  # the call's own span id: the parent of the spans its handler's flow makes
 
 
 class Abandoned(Exception):
@@ -65,20 +80,29 @@ class Driver:
         self.kernel = kernel
         # one queue per timeout length: calls with the same timeout fall due in the order they were made
         self._deadlines: dict[float, DueQueue[_Call]] = {}
+        self._traces = 0  # the last trace id handed out
+        self._spans = 0  # the last span id handed out
+        self.on_item: ItemHook | None = None  # a trace capture's hook (sim.tracing); None in an ordinary run
 
     def spawn(
         self,
         logic: Logic[T],
         origin: str,
         on_done: Callable[[T | BaseException], None] | None = None,
+        item: tuple[str, Hashable] | None = None,
     ) -> None:
         """Run ``logic`` on behalf of network node ``origin``, from now on: during a run its
         first step runs at once (the time is now either way), before a run it waits for the
-        run to start.
+        run to start.  The flow starts a new trace.
 
         ``on_done`` gets the logic's result, or the :class:`~sim.ops.OpError` it raised.
+        ``item``: the ledger item ``(kind, key)`` the flow carries, if any, so that a trace
+        capture can link the item to this trace.
         """
-        flow = _Flow(self, logic, origin, None, 0, on_done)
+        trace = self._traces = self._traces + 1
+        if item is not None and self.on_item is not None:
+            self.on_item(item[0], item[1], trace)
+        flow = _Flow(self, logic, origin, None, 0, on_done, trace, 0)
         if self.kernel.running:
             flow.step()  # inside the run, now is now: no event needed to start
         else:
@@ -90,13 +114,21 @@ class Driver:
         actor: Actor,
         epoch: int,
         on_done: Callable[[T | BaseException], None],
+        request: Request | None = None,
     ) -> None:
         """Run ``logic`` inside one of ``actor``'s workers of incarnation ``epoch``, starting now.
 
+        ``request``: the request the logic handles; the flow continues its trace, as the
+        child of its span (without one, or one that carries no trace, it starts a new trace).
         A crash of the actor (its epoch moves on) closes the logic when its next wait ends,
         and ``on_done`` is never called: the worker and its reply died with the process.
         """
-        _Flow(self, logic, actor.name, actor, epoch, on_done).step()
+        if request is not None and request.trace:
+            trace, parent = request.trace, request.span
+        else:
+            trace, parent = self._traces + 1, 0
+            self._traces = trace
+        _Flow(self, logic, actor.name, actor, epoch, on_done, trace, parent).step()
 
     def _dispatch(self, flow: _Flow, op: Operation) -> None:
         """Send ``op`` for ``flow``: the reply or the deadline, whichever comes first, resumes it."""
@@ -104,7 +136,8 @@ class Driver:
         target = kernel.actors.get(op.target)
         if target is None:
             raise self._unknown(flow.origin, op)
-        call = _Call(flow, op, kernel.env._now)
+        span = self._spans = self._spans + 1
+        call = _Call(flow, op, kernel.env._now, span)
         timeout = op.timeout
         if timeout is not None:
             deadlines = self._deadlines.get(timeout)
@@ -151,7 +184,9 @@ class Driver:
             raise self._unknown(origin, op)
         reply = env.event()
         start = env.now
-        request = Request(op, origin, functools.partial(_resolve, reply), start)
+        trace = self._traces = self._traces + 1  # a loop's call is a trace of its own (module docstring)
+        span = self._spans = self._spans + 1
+        request = Request(op, origin, functools.partial(_resolve, reply), start, trace, span)
         if op.timeout is not None:
             deadline = env.timeout(op.timeout)
             deadline.callbacks.append(lambda _e: self._expire(reply, op))
@@ -159,9 +194,9 @@ class Driver:
         try:
             result = yield reply
         except OpError as failure:
-            kernel.spans.record(origin, op.target, op.name, start, env.now, failure.reason)
+            kernel.spans.record(origin, op.target, op.name, start, env.now, failure.reason, trace, span)
             raise
-        kernel.spans.record(origin, op.target, op.name, start, env.now, "ok")
+        kernel.spans.record(origin, op.target, op.name, start, env.now, "ok", trace, span)
         return result
 
     @staticmethod
@@ -178,7 +213,7 @@ class Driver:
 class _Flow:
     """Logic run by callbacks rather than by a simpy process; see the module docstring."""
 
-    __slots__ = ("_actor", "_driver", "_epoch", "_logic", "_on_done", "env", "origin")
+    __slots__ = ("_actor", "_driver", "_epoch", "_logic", "_on_done", "env", "origin", "parent", "trace")
 
     def __init__(
         self,
@@ -188,6 +223,8 @@ class _Flow:
         actor: Actor | None,
         epoch: int,
         on_done: Callable[[Any], None] | None,
+        trace: int,
+        parent: int,
     ) -> None:
         self._driver = driver
         self.env = driver.kernel.env
@@ -196,6 +233,8 @@ class _Flow:
         self._actor = actor
         self._epoch = epoch
         self._on_done = on_done
+        self.trace = trace  # the trace this flow's calls belong to
+        self.parent = parent  # the span they are children of (0: they are roots)
 
     def step(self, value: Any = None, error: BaseException | None = None) -> None:
         """Advance the logic until it waits (a sleep, a remote call) or ends."""
@@ -247,12 +286,15 @@ class _Call(Request):
     deadline, whichever is first.  It is the flow's :class:`Request` as well, so a call
     costs one object: the actor answers through :meth:`reply`."""
 
-    __slots__ = ("_flow", "settled")
+    __slots__ = ("_flow", "parent", "settled")
 
-    def __init__(self, flow: _Flow, op: Operation, start: float) -> None:
+    def __init__(self, flow: _Flow, op: Operation, start: float, span: int) -> None:
         self.op = op
         self.origin = flow.origin
         self.sent_at = start
+        self.trace = flow.trace
+        self.span = span
+        self.parent = flow.parent
         self._flow = flow
         self.settled = False
 
@@ -269,7 +311,17 @@ class _Call(Request):
         spans = flow._driver.kernel.spans
         failed = isinstance(outcome, OpError)
         name = type(op).__name__  # Operation.name, without the property call
-        spans.record(self.origin, op.target, name, self.sent_at, flow.env._now, outcome.reason if failed else "ok")
+        spans.record(
+            self.origin,
+            op.target,
+            name,
+            self.sent_at,
+            flow.env._now,
+            outcome.reason if failed else "ok",
+            self.trace,
+            self.span,
+            self.parent,
+        )
         actor = flow._actor
         if actor is not None and actor.epoch != flow._epoch:
             flow._logic.close()  # the worker that made the call died meanwhile (what alive() does)
@@ -284,7 +336,9 @@ class _Call(Request):
             return
         self.settled = True
         op, flow = self.op, self._flow
-        flow._driver.kernel.spans.record(self.origin, op.target, op.name, self.sent_at, flow.env._now, "timeout")
+        flow._driver.kernel.spans.record(
+            self.origin, op.target, op.name, self.sent_at, flow.env._now, "timeout", self.trace, self.span, self.parent
+        )
         flow.resume(None, OperationTimeout("timeout", f"{op.name} to {op.target} after {op.timeout}s"))
 
 

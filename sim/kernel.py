@@ -27,7 +27,7 @@ from sim.ledger import Ledger
 from sim.metrics import Metrics
 from sim.network import Network
 from sim.rng import RandomStreams
-from sim.spans import SpanRecorder
+from sim.spans import SpanRecorder, active_capture
 from sim.timers import run_until
 
 if TYPE_CHECKING:
@@ -83,6 +83,9 @@ class Kernel:
         self.network = Network(self.env, self.streams.stream, link_latency=link_latency)
         self.actors: dict[str, Actor] = {}
         self.driver: Driver = Driver(self)
+        capture = active_capture()  # a trace capture (sim.tracing) wraps this run: let it hook in
+        if capture is not None:
+            capture.attach(self)
 
     @property
     def now(self) -> float:

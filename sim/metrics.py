@@ -10,6 +10,11 @@
   microseconds to days.  (NaN and infinities: see the class docstring.)
 * :class:`TimeSeries` -- counters and gauges summed per fixed interval, for plots and SLO
   windows; its size grows with simulated duration divided by the interval only.
+* :class:`QuantileSeries` -- a quantile (the p95) of the values recorded in each interval,
+  one :class:`Histogram` per interval that saw a value: latency over time.
+* :class:`PeakSeries` -- the largest value a level (a step function such as a queue's
+  length) took in each interval, the level carrying over intervals in which it did not
+  change; updated only where the level changes.
 * :class:`Metrics` -- a registry of declared metrics, so components do not pass metric
   objects around and a misspelt name is an error, not an empty metric.
 """
@@ -27,7 +32,20 @@ import numpy.typing as npt
 
 from sim.errors import ModelDefinitionError
 
-__all__ = ["Histogram", "MetricSpec", "Metrics", "TimeSeries"]
+__all__ = [
+    "CDF_PROBABILITIES",
+    "SERIES_KINDS",
+    "Histogram",
+    "MetricSpec",
+    "Metrics",
+    "PeakSeries",
+    "QuantileSeries",
+    "TimeSeries",
+]
+
+CDF_PROBABILITIES: tuple[float, ...] = (0.001, *(round(k / 100, 2) for k in range(1, 100)), 0.995, 0.999)
+"""The probabilities a distribution is tabulated at for a CDF (:meth:`Histogram.quantiles`):
+every percent, and the tails finer, 0.1 % and 99.5 %, 99.9 %."""
 
 
 class _DenseCounts:
@@ -285,6 +303,22 @@ class Histogram:
                 return min(max(self._midpoint(key), self.min), self.max)
         return self.max
 
+    def quantiles(self, probabilities: Iterable[float] = CDF_PROBABILITIES) -> list[list[float]]:
+        """``[p, quantile(p)]`` for each probability, in the order given; empty when nothing was recorded.
+
+        The points of a CDF: given increasing probabilities (the default), the values never
+        decrease, as :meth:`quantile` is monotone.  Lists, not tuples, so a result file
+        holds exactly what JSON gives back.
+        """
+        if self.count == 0:
+            return []
+        points: list[list[float]] = []
+        for p in probabilities:
+            value = self.quantile(p)
+            assert value is not None  # count > 0
+            points.append([p, value])
+        return points
+
     @property
     def mean(self) -> float | None:
         """Exact mean of the recorded values, or None when empty."""
@@ -336,13 +370,125 @@ class TimeSeries:
         return [self._sums.get(i, 0.0) for i in range(first, n)]
 
 
+class QuantileSeries:
+    """The ``q``-quantile of the values recorded in each fixed-width interval (p95 by default).
+
+    Each interval that saw a value keeps its own :class:`Histogram`, so the quantile is
+    within the sketch's relative error of the exact one, and memory is one sketch per
+    occupied interval.  An interval with no value has no quantile: :meth:`series` gives
+    ``None`` there (``null`` in JSON), not 0, which would read as an instant answer.
+    """
+
+    __slots__ = ("_sketches", "interval", "q")
+
+    def __init__(self, interval: float, q: float = 0.95) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 (got {interval})")
+        if not 0 <= q <= 1:
+            raise ValueError(f"q must be in [0, 1] (got {q})")
+        self.interval = interval
+        self.q = q
+        self._sketches: dict[int, Histogram] = {}
+
+    def add(self, t: float, value: float) -> None:
+        """Record ``value`` in the interval holding time ``t``."""
+        key = int(t // self.interval)
+        sketch = self._sketches.get(key)
+        if sketch is None:
+            sketch = self._sketches[key] = Histogram()
+        sketch.add(value)
+
+    def sketch(self, t: float) -> Histogram | None:
+        """The sketch of the interval holding time ``t``, or None when it saw no value."""
+        return self._sketches.get(int(t // self.interval))
+
+    def series(self, until: float, since: float = 0.0) -> list[float | None]:
+        """The quantile of each interval from the one holding ``since`` up to ``until``; None where empty."""
+        first = max(0, math.floor(since / self.interval))
+        n = max(0, math.ceil(until / self.interval))
+        sketches = self._sketches
+        return [sketches[i].quantile(self.q) if i in sketches else None for i in range(first, n)]
+
+
+class PeakSeries:
+    """The largest value a level took in each fixed-width interval (a queue's depth).
+
+    A level is a step function: it holds between changes, so an interval in which it did
+    not change peaks at the level carried in.  :meth:`set` is told every change; it costs a
+    comparison unless the change is the first of a new interval, which closes the interval
+    before (and records the run of unchanged intervals between, if the level was not 0).
+    Nothing runs between changes, so an idle level costs nothing.  The level is 0 until
+    the first :meth:`set`.
+    """
+
+    __slots__ = ("_closed", "_end", "_key", "_level", "_peak", "_runs", "interval")
+
+    def __init__(self, interval: float) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 (got {interval})")
+        self.interval = interval
+        self._key = -1  # the interval of the last change (-1: none yet)
+        self._end = -math.inf  # when that interval ends: a change at or after it rolls over
+        self._peak: float = 0  # the largest level in interval _key so far
+        self._level: float = 0  # the level since the last change
+        self._closed: dict[int, float] = {}  # interval -> peak, for closed intervals with a peak above 0
+        self._runs: list[tuple[int, int, float]] = []  # (first, stop, level): unchanged intervals, level > 0
+
+    def set(self, t: float, level: float) -> None:
+        """The level changed to ``level`` at time ``t`` (not before the last change)."""
+        if t >= self._end:
+            self._roll(t)
+        self._level = level
+        if level > self._peak:
+            self._peak = level
+
+    def _roll(self, t: float) -> None:
+        """The first change in a new interval: close the last one, carry the level in."""
+        key = int(t // self.interval)
+        if key <= self._key:  # t sits at the boundary by rounding: still the same interval
+            self._end = math.nextafter(t, math.inf)
+            return
+        level = self._level
+        if self._peak > 0:
+            self._closed[self._key] = self._peak
+        if level > 0 and key > self._key + 1:
+            self._runs.append((self._key + 1, key, level))
+        self._key = key
+        self._end = (key + 1) * self.interval
+        self._peak = level
+
+    def series(self, until: float, since: float = 0.0) -> list[float]:
+        """The peak of each interval from the one holding ``since`` up to ``until`` (a pure reading)."""
+        first = max(0, math.floor(since / self.interval))
+        n = max(0, math.ceil(until / self.interval))
+        values: list[float] = [0] * max(0, n - first)
+        for low, stop, level in self._runs:
+            for i in range(max(low, first), min(stop, n)):
+                values[i - first] = level
+        for i, peak in self._closed.items():
+            if first <= i < n:
+                values[i - first] = peak
+        if self._key >= 0:
+            if first <= self._key < n:
+                values[self._key - first] = self._peak
+            for i in range(max(self._key + 1, first), n):
+                values[i - first] = self._level
+        return values
+
+
 class MetricSpec(NamedTuple):
     """A metric a model declares: its name, kind, unit and meaning (for result readers)."""
 
     name: str
-    kind: Literal["counter", "histogram", "sum", "max"]
+    kind: Literal["counter", "histogram", "sum", "max", "p95", "peak"]
     unit: str = ""
     description: str = ""
+
+
+SERIES_KINDS = ("sum", "max", "p95", "peak")
+"""The kinds that are per-interval series: ``sum`` and ``max`` (:class:`TimeSeries`), ``p95``
+(:class:`QuantileSeries`, ``None`` for an interval with no value) and ``peak``
+(:class:`PeakSeries`, the largest level of a step function)."""
 
 
 class Metrics:
@@ -352,7 +498,12 @@ class Metrics:
     was not declared, or for a declared name as another kind, raises
     :class:`~sim.errors.ModelDefinitionError`.  Components fetch their metric objects when
     they are constructed, so a misspelt name fails the build instead of filling a metric
-    nobody reads.  Reading (``counters``, ``histograms``, ``series``) creates nothing.
+    nobody reads.  Reading (``counters``, ``histograms``, ``series``, ``quantiles``,
+    ``peaks``, :meth:`every_series`) creates nothing.
+
+    ``series`` holds the sums and maxes (plain numbers in every interval); the p95 series
+    (``quantiles``, which have empty intervals) and the peaks (``peaks``) are kept apart,
+    so a reader of ``series`` still gets numbers only; :meth:`every_series` reads them all.
     """
 
     def __init__(self, interval: float = 60.0) -> None:
@@ -361,6 +512,8 @@ class Metrics:
         self.counters: dict[str, int | float] = {}
         self.histograms: dict[str, Histogram] = {}
         self.series: dict[str, TimeSeries] = {}
+        self.quantiles: dict[str, QuantileSeries] = {}
+        self.peaks: dict[str, PeakSeries] = {}
 
     def declare(self, *specs: MetricSpec | tuple[str, str, str, str]) -> None:
         """Declare metrics (a :class:`MetricSpec` or a ``(name, kind, unit, description)`` tuple)."""
@@ -375,9 +528,13 @@ class Metrics:
                 self.histograms.setdefault(spec.name, Histogram())
             elif spec.kind in ("sum", "max"):
                 self.series.setdefault(spec.name, TimeSeries(self.interval, spec.kind))
+            elif spec.kind == "p95":
+                self.quantiles.setdefault(spec.name, QuantileSeries(self.interval, 0.95))
+            elif spec.kind == "peak":
+                self.peaks.setdefault(spec.name, PeakSeries(self.interval))
             else:
                 raise ModelDefinitionError(
-                    f"metric {spec.name!r}: unknown kind {spec.kind!r} (counter, histogram, sum, max)"
+                    f"metric {spec.name!r}: unknown kind {spec.kind!r} (counter, histogram, sum, max, p95, peak)"
                 )
             self.catalogue[spec.name] = spec
 
@@ -409,3 +566,28 @@ class Metrics:
         if ts is None:
             self._check(name, ("sum", "max"))
         return self.series[name]
+
+    def quantile_series(self, name: str) -> QuantileSeries:
+        """The declared per-interval p95 series called ``name``."""
+        series = self.quantiles.get(name)
+        if series is None:
+            self._check(name, ("p95",))
+        return self.quantiles[name]
+
+    def peak_series(self, name: str) -> PeakSeries:
+        """The declared per-interval peak of a level called ``name``."""
+        series = self.peaks.get(name)
+        if series is None:
+            self._check(name, ("peak",))
+        return self.peaks[name]
+
+    def every_series(self, until: float, since: float = 0.0) -> dict[str, list[float | None]]:
+        """Every per-interval series (sums, maxes, p95s, peaks) from ``since`` to ``until``, by name."""
+        every: dict[str, list[float | None]] = {}
+        for name, ts in self.series.items():
+            every[name] = list(ts.series(until, since))
+        for name, quantile in self.quantiles.items():
+            every[name] = quantile.series(until, since)
+        for name, peak in self.peaks.items():
+            every[name] = list(peak.series(until, since))
+        return dict(sorted(every.items()))

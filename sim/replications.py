@@ -223,6 +223,11 @@ def _series(result: Mapping[str, Any], name: str) -> list[float] | None:
     return [float(v) for v in values]
 
 
+PER_INTERVAL_QUANTILE = "_p95_s"
+"""Series named so hold each interval's p95 (``null`` where no sample fell): a mean of such
+values is no steady-state p95, so MSER-5 is not run on them."""
+
+
 def _steady_state(
     per_replication: Sequence[Mapping[str, Any]], confidence: float
 ) -> tuple[float | None, dict[str, Any]]:
@@ -236,7 +241,7 @@ def _steady_state(
         if interval_s is None and _is_number(series.get("interval_s")):
             interval_s = float(series["interval_s"])
         for name, values in series.items():
-            if isinstance(values, list):
+            if isinstance(values, list) and not name.endswith(PER_INTERVAL_QUANTILE):
                 names.setdefault(name)
     summary: dict[str, Any] = {}
     for name in names:

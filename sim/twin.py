@@ -42,7 +42,12 @@ class Estimate:
 
 
 class Twin(Protocol):
-    """A simulated system the engine can load scenarios for and run."""
+    """A simulated system the engine can load scenarios for and run.
+
+    A twin may also offer ``report_profile`` (a :class:`sim.report.profile.ReportProfile`):
+    what its failure-mode reports draw and catalogue.  It is optional -- a twin without one
+    gets reports with the engine's own sections only -- so it is not part of this protocol.
+    """
 
     name: str
     scenario_type: type[BaseModel]

@@ -83,6 +83,7 @@ PER_NAME = {
     "flows.commands.windows": "<window>",
     "flows.analytics.breakers": "<replica>",
     "slos": "<slo>",
+    "distributions": "<distribution>",
     "slos.<slo>.alerts": "<alert>",
     "slos.<slo>.series.burn_rate": "<window>",
     "components.db-primary.burst_rows": "<table>",
