@@ -21,6 +21,14 @@ _SUCCESS = Signal("command success rate", ("flows", "commands", "success_rate"),
 _SHALLOW_AT = "the only probe as designed, the device manager's shallow /health (health.faults[].detection.shallow)"
 
 
+_REPLICA_WINDOW_ERRORS = Signal(
+    "dashboard refreshes failed during the slow replica (fault 0's window)",
+    ("timeseries", "dashboard.errors"),
+    window_series=("dashboard.errors", "dashboard.requests"),
+    window_fault=0,
+)
+
+
 def _shallow(fault: int) -> Signal:
     """When the as-designed shallow probe turned unhealthy on fault ``fault`` (null: it never did)."""
     return Signal("shallow /health turned unhealthy", ("health", "faults", fault, "detection", "shallow", "at"), "s")
@@ -108,8 +116,10 @@ FAILURE_MODES: tuple[FailureMode, ...] = (
         countermeasure="timeouts-breakers",
         countermeasure_text="the review's timeouts, a breaker per replica and the device's state from Redis "
         "when the replica fails",
-        effect=Signal("dashboard availability", ("flows", "analytics", "availability"), worse="lower"),
-        exposure=Signal("dashboard availability", ("flows", "analytics", "availability"), worse="lower"),
+        # Only fault 0's window: the scenario's hung broker (fault 1) takes the dashboards down too, through the
+        # shared gateway, and the whole run's availability would mix the two modes.
+        effect=_REPLICA_WINDOW_ERRORS,
+        exposure=_REPLICA_WINDOW_ERRORS,
         harm="unavailable",
         detection_signal="none as designed (no timeouts, no breaker); with the countermeasure the replica's "
         "breaker opening (flows.analytics.breaker_transitions)",
@@ -367,10 +377,15 @@ FAILURE_MODES: tuple[FailureMode, ...] = (
         as_designed="as-designed",
         countermeasure="priority",
         countermeasure_text="automation marked low priority and shed first above 20 % gateway load",
-        effect=Signal("worst user command latency", ("flows", "commands", "latency_s", "max"), "s"),
+        # p99, not max: one straggler's max swings from seed to seed; 10 s is the app's timeout.
+        effect=Signal("user command latency, p99", ("flows", "commands", "latency_s", "p99"), "s"),
         effect_scale=10.0,
-        exposure=Signal("commands applied twice", ("flows", "commands", "applied_more_than_once")),
+        # Users' commands queued past the app's 10 s timeout are sent again: retries per user command
+        # (requests sent / intents - 1) is the share the burst delayed that far (an upper bound: an intent
+        # can be retried more than once).
+        exposure=Signal("user command requests sent (retries included)", ("flows", "commands", "requests_sent")),
         exposure_of=("flows", "commands", "intents"),
+        exposure_offset=1.0,
         harm="degraded",
         detection_signal="none: no fault, no alert; users wait",
         detection=None,
@@ -383,9 +398,8 @@ FAILURE_MODES: tuple[FailureMode, ...] = (
                 "spread schedules over the minute",
             ),
         ),
-        trace_kind="commands",
-        trace_state="applied",
-        trace_reason="duplicate",
+        trace_none_reason="a delayed command ends applied like any other; no tracked final state marks it as "
+        "slow (its duplicate application, when the app's retry lands too, is C2's mode)",
     ),
     FailureMode(
         finding="S2",
@@ -428,10 +442,12 @@ FAILURE_MODES: tuple[FailureMode, ...] = (
         countermeasure="deep-checks",
         countermeasure_text="a deep readiness check (PostgreSQL, Redis, the broker, Kinesis) that takes the "
         "device manager out of the Service",
-        effect=Signal("commands told accepted that failed", ("flows", "commands", "accepted_but_failed"), "commands"),
+        effect=Signal(
+            "commands into the void in the outage", ("health", "faults", 0, "commands", "into_void"), "commands"
+        ),
         effect_of=("health", "faults", 0, "commands", "started"),
         exposure=Signal("commands into the void", ("health", "faults", 0, "commands", "into_void")),
-        exposure_of=("flows", "commands", "intents"),
+        exposure_of=("health", "faults", 0, "commands", "started"),
         harm="silent",
         detection_signal=f"{_SHALLOW_AT}: it only asks the HTTP endpoint",
         detection=_shallow(0),

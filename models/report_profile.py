@@ -40,7 +40,7 @@ PANELS: tuple[Panel, ...] = (
         (
             Line("dashboard refreshes failed", names.DASHBOARD_ERRORS, per=names.DASHBOARD_REQUESTS, scale=100.0),
             Line(
-                "commands failed",
+                "commands told failed (silent orphans not counted)",
                 names.COMMAND_FAILED,
                 per=(names.COMMAND_FAILED, names.COMMAND_SUCCEEDED),
                 scale=100.0,
@@ -57,7 +57,7 @@ PANELS: tuple[Panel, ...] = (
         log=True,
     ),
     Panel("Queue depth", "requests waiting", (Line("{}", QUEUE_SERIES),)),
-    Panel("Stream iterator age", "s", (Line("oldest record unread", names.STREAM_MAX_ITERATOR_AGE),)),
+    Panel("Stream iterator age", "s", (Line("oldest record unread, at the last read", names.STREAM_MAX_ITERATOR_AGE),)),
     Panel("Replica lag", "s", (Line("worst replica's replay lag", names.REPLICA_REPLAY_LAG),)),
     Panel("Dead letter queue", "messages", (Line("depth", names.DLQ_MESSAGES, cumulative=True),)),
 )
@@ -89,7 +89,8 @@ HEADLINE: tuple[Signal, ...] = (
         "ratio",
         worse="lower",
     ),
-    Signal("command latency p95, tap to applied", ("flows", "commands", "latency_s", "p95"), "s"),
+    Signal("command p95, tap to the app's answer", ("flows", "commands", "app_response_s", "p95"), "s"),
+    Signal("command p95, tap to applied (applied commands only)", ("flows", "commands", "latency_s", "p95"), "s"),
     Signal("dashboard availability", ("flows", "analytics", "availability"), "share", worse="lower"),
     Signal("dashboard latency p95", ("flows", "analytics", "latency_s", "p95"), "s"),
     Signal("readings dropped", ("flows", "sensor", "dropped"), "readings"),

@@ -455,7 +455,9 @@ class PeakSeries:
             self._runs.append((self._key + 1, key, level))
         self._key = key
         self._end = (key + 1) * self.interval
-        self._peak = level
+        # The old level reaches into this interval only if the change comes after its start; a
+        # change exactly on the boundary starts the interval at the new level (``set`` follows).
+        self._peak = level if t > key * self.interval else -math.inf
 
     def series(self, until: float, since: float = 0.0) -> list[float]:
         """The peak of each interval from the one holding ``since`` up to ``until`` (a pure reading)."""

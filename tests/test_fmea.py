@@ -177,6 +177,70 @@ def test_a_lower_is_worse_signal_counts_its_shortfall() -> None:
     assert scored.share == pytest.approx(0.75)
 
 
+def _series_body(errors: list[float], requests: list[float], end: float | None = 240.0) -> dict[str, Any]:
+    body = _body(0, None)
+    body["timeseries"] = {"interval_s": 60.0, "start_s": 0.0, "widget.errors": errors, "widget.requests": requests}
+    body["faults"] = [{"start": 120.0, "end": end}, {"start": 300.0, "end": 360.0}]
+    return body
+
+
+_WINDOWED = Signal(
+    "errors in fault 0", ("timeseries", "widget.errors"), window_series=("widget.errors", "widget.requests")
+)
+
+
+def test_a_windowed_signal_counts_only_its_faults_intervals() -> None:
+    # intervals 2 and 3 (120-240 s) are fault 0's; interval 5 (fault 1's) is all errors and must not count
+    body = _series_body([0, 0, 1, 3, 0, 10], [10, 10, 10, 10, 10, 10])
+    runs = _runs([{"as-designed": body, "fixed": _series_body([0, 0, 0, 1, 0, 10], [10] * 6)}] * 2)
+    scored = score(_mode(effect=_WINDOWED, effect_of=None, exposure=_WINDOWED, exposure_of=None), runs)
+    assert scored.effect.estimate == pytest.approx(0.2)  # (1 + 3) / 20
+    assert scored.effect_with.estimate == pytest.approx(0.05)
+    assert scored.share == pytest.approx(0.2)
+    on_fault_1 = _mode(
+        effect=Signal("e", ("timeseries", "widget.errors"), window_series=_WINDOWED.window_series, window_fault=1),
+        effect_of=None,
+    )
+    assert score(on_fault_1, runs).effect.estimate == pytest.approx(1.0)
+    open_fault = _runs([{"as-designed": _series_body([0, 0, 1, 3, 0, 10], [10] * 6, end=None), "fixed": body}])
+    assert score(_mode(effect=_WINDOWED, effect_of=None), open_fault).effect.estimate == pytest.approx(14 / 40)
+
+
+def test_figures_no_replication_measured_are_not_measured_and_score_the_worst() -> None:
+    bare = {"flows": {}, "alarm": {"at": 130.0}, "faults": [{"kind": "crash"}]}
+    scored = score(_mode(), _runs([{"as-designed": bare, "fixed": bare}] * 2))
+    assert scored.magnitude is None and scored.share is None
+    assert scored.severity == HARM_BANDS["lost"][1] and scored.occurrence == 10
+    assert scored.mttd is None and scored.detection == 10  # no fault start: not a 130 s MTTD from t = 0
+    text = catalogue_markdown(
+        ReportProfile(failure_modes=(_mode(),)), {"synthetic": _runs([{"as-designed": bare, "fixed": bare}])}
+    )
+    assert "relative size not measured" in text and "share touched not measured" in text
+
+
+def test_a_figure_the_summary_has_keeps_the_summarys_own_interval() -> None:
+    runs = _runs(
+        [
+            {"as-designed": _body(10, 130.0), "fixed": _body(1, 110.0)},
+            {"as-designed": _body(30, 130.0), "fixed": _body(3, 110.0)},
+        ]
+    )
+    runs.replications.body["variants"] = {
+        "as-designed": {
+            "metrics": {"widgets.lost": {"mean": 20.0, "ci_low": 11.0, "ci_high": 29.0, "n": 2, "method": "bootstrap"}}
+        },
+    }
+    scored = score(_mode(), runs)
+    assert (scored.effect.low, scored.effect.high, scored.effect.method) == (11.0, 29.0, "bootstrap")
+    assert scored.effect_with.method == "t"  # not in the summary: computed, Student t
+
+
+def test_a_mode_without_a_tracked_state_gives_its_reason_for_no_trace() -> None:
+    mode = _mode(trace_none_reason="nothing marks a slow widget")
+    text = catalogue_markdown(ReportProfile(failure_modes=(mode,)), {"synthetic": SYNTHETIC})
+    assert "No trace: nothing marks a slow widget" in text
+
+
 def test_a_variant_the_scenario_lacks_is_an_error() -> None:
     with pytest.raises(ValueError, match="no variant 'nope'"):
         score(_mode(countermeasure="nope"), SYNTHETIC)
@@ -339,7 +403,12 @@ def test_every_signal_path_resolves_in_a_real_run(mode: FailureMode) -> None:
     """Slow (c4-backups and c4-region-outage take minutes): each scenario once, on its seed."""
     body = _run_on_seed_7(mode.scenario)
     for variant in (mode.as_designed, mode.countermeasure):
-        for path in (mode.effect.path, mode.exposure.path, mode.effect_of, mode.exposure_of):
+        for signal in (mode.effect, mode.exposure):
+            if signal.window_series is None:
+                assert isinstance(resolve(body[variant], signal.path), int | float), f"{variant}: {signal.path}"
+            else:
+                assert all(isinstance(resolve(body[variant], ("timeseries", n)), list) for n in signal.window_series)
+        for path in (mode.effect_of, mode.exposure_of):
             if path is not None:
                 assert isinstance(resolve(body[variant], path), int | float), f"{variant}: {path}"
     if mode.detection is not None:

@@ -215,6 +215,8 @@ def test_numbers_follow_one_rule() -> None:
     assert format_number(1234567.0) == "1,234,567"
     assert format_number(1234.5) == "1,230"
     assert format_number(12.345) == "12.3"
+    assert format_number(999.7) == "1,000"  # rounds up into the thousands: never "1e+03"
+    assert format_number(-999.6) == "-1,000"
     assert format_number(0.012345) == "0.0123"
     assert format_number(0.00001234) == "1.23e-05"
     assert format_number(-0.0) == "0"

@@ -80,6 +80,17 @@ def test_peak_series_carries_the_level_over_intervals_without_change() -> None:
     assert PeakSeries(10.0).series(30.0) == [0, 0, 0]  # never set: level 0
 
 
+def test_a_change_on_an_interval_boundary_starts_that_interval_at_the_new_level() -> None:
+    series = PeakSeries(5.0)
+    series.set(5.0, 3)  # queued at the start of interval 1
+    series.set(10.0, 0)  # emptied exactly when interval 2 starts: interval 2 never saw the 3
+    assert series.series(15.0) == [0, 3, 0]
+    series = PeakSeries(5.0)
+    series.set(5.0, 3)
+    series.set(11.0, 0)  # emptied a second into interval 2: it did see the 3
+    assert series.series(15.0) == [0, 3, 3]
+
+
 def test_peak_series_against_a_brute_force_step_function() -> None:
     rng = np.random.default_rng(3)
     times = np.sort(rng.uniform(0.0, 100.0, 300))

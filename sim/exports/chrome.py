@@ -64,12 +64,15 @@ def chrome_trace(trace: Trace) -> dict[str, Any]:
             }
         )
         parent = placed.get(span.parent_id) if span.parent_id else None
-        if parent is not None:  # an arrow from the caller's span to this one, at this one's start
-            ts = _micros(span.start)
+        if parent is not None:  # an arrow from the caller's span to this one
+            # The arrow leaves the caller's slice while it is still open: a caller that timed out
+            # before the handler began would otherwise start it past its own end, where the
+            # viewer binds it to whatever slice comes next on that row.
             ppid, ptid = pids[parent.origin], rows[parent.span_id, parent.origin]
             arrow = {"name": "request", "cat": "flow", "id": span.span_id}
-            events.append({**arrow, "ph": "s", "ts": ts, "pid": ppid, "tid": ptid})
-            events.append({**arrow, "ph": "f", "bp": "e", "ts": ts, "pid": pid, "tid": tid})
+            leaves = _micros(min(span.start, parent.end))
+            events.append({**arrow, "ph": "s", "ts": leaves, "pid": ppid, "tid": ptid})
+            events.append({**arrow, "ph": "f", "bp": "e", "ts": _micros(span.start), "pid": pid, "tid": tid})
     other: dict[str, Any] = {"scenario": trace.scenario, "seed": trace.seed, "subject": trace.describe()}
     if trace.variant is not None:
         other["variant"] = trace.variant

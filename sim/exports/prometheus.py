@@ -63,7 +63,8 @@ class _Family:
 
 
 class _Exposition:
-    """Families by name; a name used twice with different types keeps the first (and says so in HELP)."""
+    """Families by name; a name used twice with different types keeps the first family and drops
+    the other's samples (the exposition format allows one type per name)."""
 
     def __init__(self) -> None:
         self.families: dict[str, _Family] = {}

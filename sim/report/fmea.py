@@ -94,8 +94,14 @@ window `w`: `D = 1 + round(8 x min(MTTD / w, 1))`; replications where the signal
 - **RPN** = S x O x D, ranked descending; ties go to the higher severity, then detection, then occurrence, then the \
 finding id and the mode's title.
 
-Measured values are means over the replications with their 95 % Student-t interval; a countermeasure's change is the \
-paired difference (countermeasure minus as designed, run on the same seeds) with its 95 % interval."""
+- **Not measured**: a figure is averaged over the replications that measured it; one that no replication measured \
+(absent or null in every body) is shown as "not measured" and scored as the worst: `m = 1` (the top of the band), \
+`O = 10`; a replication without the fault's start counts as one whose signal never fired.
+
+A measured effect shows the replication summary's own mean and 95 % interval, with the scenario page's method \
+(Student t, or a BCa bootstrap for p95 and max figures); a derived figure the summary lacks (a ratio inside a fault's \
+window) gets a 95 % Student-t interval over the replications. A countermeasure's change is the paired difference \
+(countermeasure minus as designed, run on the same seeds) with its 95 % paired-t interval."""
 """The rule as printed at the top of the catalogue (the module docstring says the same)."""
 
 
@@ -178,10 +184,10 @@ class Scored:
     severity: int
     occurrence: int
     detection: int
-    magnitude: float
-    """the effect's relative size, 0 to 1 (mean over replications)"""
-    share: float
-    """the exposure: share of the population touched (mean over replications)"""
+    magnitude: float | None
+    """the effect's relative size, 0 to 1 (mean over the replications that measured it); None: not measured"""
+    share: float | None
+    """the exposure: share of the population touched (mean over replications); None: not measured"""
     effect: Interval
     """the effect as designed"""
     effect_with: Interval
@@ -202,14 +208,58 @@ class Scored:
         return self.severity * self.occurrence * self.detection
 
 
-def _fault_window(body: Mapping[str, Any], mode: FailureMode) -> tuple[float, float | None]:
-    """The fault's start and window (``window_s`` when the mode gives one)."""
+def _fault_window(body: Mapping[str, Any], mode: FailureMode) -> tuple[float | None, float | None]:
+    """The fault's start (None: not measured) and window (``window_s`` when the mode gives one)."""
     start = _number(body, ("faults", mode.fault, "start"))
     end = _number(body, ("faults", mode.fault, "end"))
     window = mode.window_s
     if window is None and start is not None and end is not None:
         window = end - start
-    return (start or 0.0), window
+    return start, window
+
+
+def _windowed(body: Mapping[str, Any], signal: Signal) -> float | None:
+    """A ``window_series`` signal: numerator over denominator summed over the intervals overlapping the fault.
+
+    Interval ``i`` covers ``[start_s + i x interval_s, start_s + (i + 1) x interval_s)``; an interval that
+    overlaps the fault's window at all counts whole.  A fault still open at the end runs to the last interval.
+    None (not measured) without the series, the fault's start, or any denominator in the window.
+    """
+    assert signal.window_series is not None
+    numerator_name, denominator_name = signal.window_series
+    start = _number(body, ("faults", signal.window_fault, "start"))
+    end = _number(body, ("faults", signal.window_fault, "end"))
+    width = _number(body, ("timeseries", "interval_s"))
+    origin = _number(body, ("timeseries", "start_s"))
+    try:
+        numerator, denominator = (
+            resolve(body, ("timeseries", numerator_name)),
+            resolve(body, ("timeseries", denominator_name)),
+        )
+    except KeyError:
+        return None
+    if start is None or width is None or width <= 0 or origin is None:
+        return None
+    if not isinstance(numerator, list) or not isinstance(denominator, list) or len(numerator) != len(denominator):
+        return None
+    top = 0.0
+    bottom = 0.0
+    for index, (num, den) in enumerate(zip(numerator, denominator, strict=True)):
+        low = origin + index * width
+        if low + width <= start or (end is not None and low >= end):
+            continue
+        if not isinstance(num, int | float) or not isinstance(den, int | float):
+            continue
+        top += float(num)
+        bottom += float(den)
+    return top / bottom if bottom > 0 else None
+
+
+def _signal_value(body: Mapping[str, Any], signal: Signal) -> float | None:
+    """A signal's value in one replication's body: its path, or its windowed series ratio."""
+    if signal.window_series is not None:
+        return _windowed(body, signal)
+    return _number(body, signal.path)
 
 
 def _per_replication(
@@ -218,10 +268,8 @@ def _per_replication(
     return [read(runs.body(variant, i)) for i in range(len(runs.replications.results))]
 
 
-def _ratio(
-    body: Mapping[str, Any], path: Sequence[str | int], of: Sequence[str | int] | None, scale: float
-) -> float | None:
-    value = _number(body, path)
+def _ratio(body: Mapping[str, Any], signal: Signal, of: Sequence[str | int] | None, scale: float) -> float | None:
+    value = _signal_value(body, signal)
     reference = _number(body, of) if of is not None else scale
     if value is None or reference is None or reference == 0:
         return None
@@ -229,16 +277,17 @@ def _ratio(
 
 
 def _magnitude(body: Mapping[str, Any], mode: FailureMode) -> float | None:
-    ratio = _ratio(body, mode.effect.path, mode.effect_of, mode.effect_scale)
+    ratio = _ratio(body, mode.effect, mode.effect_of, mode.effect_scale)
     if ratio is None:
         return None
     return _clamp(ratio if mode.effect.worse == "higher" else 1.0 - ratio, 0.0, 1.0)
 
 
 def _share(body: Mapping[str, Any], mode: FailureMode) -> float | None:
-    ratio = _ratio(body, mode.exposure.path, mode.exposure_of, 1.0)
+    ratio = _ratio(body, mode.exposure, mode.exposure_of, 1.0)
     if ratio is None:
         return None
+    ratio -= mode.exposure_offset
     return _clamp(ratio if mode.exposure.worse == "higher" else 1.0 - ratio, 0.0, 1.0)
 
 
@@ -248,12 +297,43 @@ def _time_to_detect(body: Mapping[str, Any], mode: FailureMode, signal: Signal |
     value = _number(body, signal.path)
     if value is None:
         return None
-    return value if mode.detection_is_delay else value - _fault_window(body, mode)[0]
+    if mode.detection_is_delay:
+        return value
+    start = _fault_window(body, mode)[0]
+    return None if start is None else value - start  # no start: not measured, counted as missed
 
 
-def _mean(values: Sequence[float | None]) -> float:
+def _mean(values: Sequence[float | None]) -> float | None:
+    """The mean over the replications that measured it; None (not measured) when none did."""
     present = [v for v in values if v is not None]
-    return sum(present) / len(present) if present else 0.0
+    return sum(present) / len(present) if present else None
+
+
+def _summary_key(path: Sequence[str | int]) -> list[str]:
+    """The names a replication summary may give a body path (flow figures without ``flows.``)."""
+    if not all(isinstance(p, str) for p in path):
+        return []
+    dotted = ".".join(str(p) for p in path)
+    return [dotted.split(".", 1)[1], dotted] if path and path[0] == "flows" and len(path) > 1 else [dotted]
+
+
+def _summary_interval(runs: ScenarioRuns, variant: str, signal: Signal) -> Interval | None:
+    """The replication summary's own interval for a signal (its method: t or bootstrap), where it has one."""
+    if signal.window_series is not None:
+        return None
+    metrics = runs.replications.body.get("variants", {}).get(variant, {}).get("metrics", {})
+    for key in _summary_key(signal.path):
+        entry = metrics.get(key)
+        if isinstance(entry, Mapping) and entry.get("mean") is not None:
+            return Interval(
+                entry["mean"],
+                entry.get("ci_low"),
+                entry.get("ci_high"),
+                int(entry.get("n") or 0),
+                str(entry.get("method") or "t"),
+                0.95,
+            )
+    return None
 
 
 def _interval(values: Sequence[float | None]) -> Interval:
@@ -271,8 +351,8 @@ def score(mode: FailureMode, runs: ScenarioRuns) -> Scored:
         if variant not in runs.variants:
             raise ValueError(f"failure mode {mode_key(mode)}: scenario {runs.name} has no variant {variant!r}")
     replications = len(runs.replications.results)
-    effect = _per_replication(runs, mode.as_designed, lambda b: _number(b, mode.effect.path))
-    effect_with = _per_replication(runs, mode.countermeasure, lambda b: _number(b, mode.effect.path))
+    effect = _per_replication(runs, mode.as_designed, lambda b: _signal_value(b, mode.effect))
+    effect_with = _per_replication(runs, mode.countermeasure, lambda b: _signal_value(b, mode.effect))
     ttd = _per_replication(runs, mode.as_designed, lambda b: _time_to_detect(b, mode, mode.detection))
     signal_with = mode.detection_with or mode.detection
     ttd_with = _per_replication(runs, mode.countermeasure, lambda b: _time_to_detect(b, mode, signal_with))
@@ -285,13 +365,13 @@ def score(mode: FailureMode, runs: ScenarioRuns) -> Scored:
     missed = 1.0 - detected / replications if replications else 1.0
     return Scored(
         mode=mode,
-        severity=severity_score(mode.harm, magnitude),
-        occurrence=occurrence_score(share),
+        severity=severity_score(mode.harm, 1.0 if magnitude is None else magnitude),
+        occurrence=10 if share is None else occurrence_score(share),
         detection=detection_score(mttd.estimate if mttd is not None else None, window, missed),
         magnitude=magnitude,
         share=share,
-        effect=_interval(effect),
-        effect_with=_interval(effect_with),
+        effect=_summary_interval(runs, mode.as_designed, mode.effect) or _interval(effect),
+        effect_with=_summary_interval(runs, mode.countermeasure, mode.effect) or _interval(effect_with),
         difference=_difference(effect_with, effect),
         mttd=mttd,
         mttd_with=_interval(ttd_with) if any(t is not None for t in ttd_with) else None,
@@ -336,6 +416,11 @@ def _num(value: float | None) -> str:
     if magnitude >= 100:
         return f"{value:.1f}"
     return f"{value:.3g}" if magnitude >= 0.001 else f"{value:.2e}"
+
+
+def _measured(value: float | None) -> str:
+    """A score's input, or "not measured" (then scored as the worst: see the rule)."""
+    return "not measured (scored as the worst)" if value is None else _num(value)
 
 
 def _duration(seconds: float | None) -> str:
@@ -404,6 +489,8 @@ def _summary_table(ranked: Sequence[Scored], titles: Mapping[str, str]) -> list[
 
 def _trace_lines(mode: FailureMode, traces: Mapping[str, Trace | None]) -> list[str]:
     key = mode_key(mode)
+    if mode.trace_kind is None and mode.trace_none_reason is not None:
+        return [f"No trace: {_md(mode.trace_none_reason)}"]
     if mode.trace_kind is None:
         return [
             "No trace: the twin does not follow these requests one by one (its ledger tracks commands and readings)."
@@ -496,7 +583,7 @@ def _section(
     with_text = _interval_text(item.effect_with, effect_unit)
     lines += [
         f"- **Scores**: S {item.severity}, O {item.occurrence}, D {item.detection}, RPN **{item.rpn}** "
-        f"(harm: {mode.harm}; relative size {_num(item.magnitude)}; share touched {_num(item.share)})",
+        f"(harm: {mode.harm}; relative size {_measured(item.magnitude)}; share touched {_measured(item.share)})",
         f"- **Component**: {_md(mode.component)}",
         f"- **Trigger**: {_md(mode.trigger)}",
         f"- **Scenario**: [{_md(runs.name)}]({runs.name}.md) ({_code(runs.source)}), {_variants_text(mode)}",

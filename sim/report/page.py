@@ -138,7 +138,7 @@ def format_number(value: float | None, *, signed: bool = False) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{sign}{int(value):,}"
     magnitude = abs(value)
-    if magnitude >= 1000:
+    if magnitude >= 999.5:  # from here 3 significant figures are whole numbers (999.7 -> 1,000)
         digits = math.floor(math.log10(magnitude)) + 1
         return f"{sign}{round(value, 3 - digits):,.0f}"
     if magnitude < 1e-3:

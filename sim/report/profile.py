@@ -107,6 +107,11 @@ class Signal:
     path: tuple[str | int, ...]
     unit: str = ""
     worse: Literal["higher", "lower"] = "higher"
+    window_series: tuple[str, str] | None = None
+    """(numerator, denominator): names of two ``timeseries`` series; when given, the signal's value in a replication
+    is the numerator's sum over the denominator's in the intervals that overlap fault ``window_fault``'s window
+    (``path`` then only names it), so one fault's effect is measured apart from the run's other faults"""
+    window_fault: int = 0
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,10 @@ class FailureMode:
     detection_is_delay: bool = False
     detection_with: Signal | None = None
     window_s: float | None = None
+    trace_none_reason: str | None = None
+    """why the catalogue shows no trace, where no tracked final state marks the harm (``trace_kind`` None)"""
+    exposure_offset: float = 0.0
+    """subtracted from the exposure's ratio before it is read as a share (1 turns requests per intent into retries)"""
 
 
 @dataclass(frozen=True)
