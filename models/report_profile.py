@@ -16,6 +16,7 @@ from sim.report.profile import Band, Distribution, Line, Panel, ReportProfile, S
 
 from . import names
 from .failure_modes import FAILURE_MODES
+from .results import BREAKER_TRANSITIONS_LISTED
 
 __all__ = ["BREAKERS", "DISTRIBUTIONS", "FINDINGS", "HEADLINE", "PANELS", "REPORT_PROFILE"]
 
@@ -68,6 +69,7 @@ BREAKERS = Band(
     ("flows", "analytics", "breaker_transitions"),
     group_key="replica",
     colours=(("closed", "#8fd694"), ("half_open", "#f6c453"), ("open", "#e4572e")),
+    listed_at_most=BREAKER_TRANSITIONS_LISTED,
 )
 
 DISTRIBUTIONS: tuple[Distribution, ...] = (
@@ -128,5 +130,17 @@ REPORT_PROFILE = ReportProfile(
     headline=HEADLINE,
     failure_modes=FAILURE_MODES,
     findings=FINDINGS,
+    served_by_catalogue=(
+        (
+            "M2",
+            "every failure mode carries the trace of one affected request, span by span (hems-twin export "
+            "writes the same as Chrome trace events or OTLP JSON)",
+        ),
+        (
+            "M4",
+            "every failure mode carries a runbook skeleton: its detection signal, first checks and mitigation, "
+            "with the detection time and effects measured in the twin",
+        ),
+    ),
 )
 """The smart-home twin's report profile (``models.twin.TWIN.report_profile``)."""

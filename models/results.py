@@ -62,6 +62,11 @@ if TYPE_CHECKING:
 __all__ = ["summarise"]
 
 
+BREAKER_TRANSITIONS_LISTED = 1000
+"""The flow lists the breakers' first this many state changes (a flapping breaker on a long run
+could list millions); the component's figures count them all."""
+
+
 def _settle_commands(world: World, ledger: Ledger) -> tuple[dict[str, Any], Histogram]:
     """The commands' figures, and the sketch of their time from tap to applied."""
     kernel = world.kernel
@@ -229,7 +234,7 @@ def _analytics(world: World) -> dict[str, Any]:
         "latency_s": world.kernel.metrics.histogram(DASHBOARD_LATENCY).summary(),
         "staleness_s": users.staleness.summary(),
         "answers_missing_rows": users.answers_missing_rows,
-        "breaker_transitions": [dict(t) for t in world.analytics.transitions[:50]],
+        "breaker_transitions": [dict(t) for t in world.analytics.transitions[:BREAKER_TRANSITIONS_LISTED]],
         "breakers": _breakers(world),
     }
 

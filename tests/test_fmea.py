@@ -296,6 +296,14 @@ def test_a_mode_whose_scenario_was_not_run_is_listed_as_not_measured() -> None:
     assert "Not measured in this build" in text and "`elsewhere`" in text
 
 
+def test_a_finding_the_catalogue_serves_is_named_with_how_and_not_as_unmeasured() -> None:
+    findings = (("X1", "Widgets"), ("M2", "No tracing"), ("M9", "Nothing here"))
+    profile = ReportProfile(findings=findings, served_by_catalogue=(("M2", "each mode carries a trace"),))
+    text = catalogue_markdown(profile, {}, {})
+    assert "**M2** is served by this catalogue itself: each mode carries a trace" in text
+    assert "Findings with no failure mode measured here: X1, M9." in text
+
+
 # -- the smart-home catalogue --------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from sim.report.ledger import ledger_shares
 from sim.report.profile import Band, Distribution, Line, Panel, ReportProfile, Signal
 from sim.report.runs import Figure, ScenarioRuns
 from sim.report.svg import clock, duration, time_format
-from sim.report.timeline import band_segments, panel_lines, timeline_svg
+from sim.report.timeline import UNKNOWN_STATE, band_segments, panel_lines, timeline_svg
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -122,6 +122,18 @@ def test_band_segments_start_in_the_initial_state_per_group_and_are_clipped() ->
     ]
     assert band_segments(band, {"t": []}, 0.0, 10.0) == {}
     assert band_segments(band, {}, 0.0, 10.0) == {}
+
+
+def test_a_transition_list_cut_at_its_limit_leaves_the_band_unknown_after_its_last_change() -> None:
+    changes = [
+        {"t": 100.0, "replica": "r1", "from": "closed", "to": "open"},
+        {"t": 130.0, "replica": "r2", "from": "closed", "to": "open"},
+    ]
+    cut = band_segments(Band("b", ("t",), group_key="replica", listed_at_most=2), {"t": changes}, 0.0, 200.0)
+    assert cut["r1"] == [(0.0, 100.0, "closed"), (100.0, 130.0, "open"), (130.0, 200.0, UNKNOWN_STATE)]
+    assert cut["r2"] == [(0.0, 130.0, "closed"), (130.0, 200.0, UNKNOWN_STATE)]
+    whole = band_segments(Band("b", ("t",), group_key="replica", listed_at_most=3), {"t": changes}, 0.0, 200.0)
+    assert whole["r1"][-1] == (100.0, 200.0, "open")  # shorter than the limit: the list is whole
 
 
 # -- time axis and numbers ---------------------------------------------------------------------

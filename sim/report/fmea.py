@@ -658,7 +658,14 @@ def catalogue_markdown(
         lines += ["Not measured in this build (their scenarios were not run):", ""]
         lines += [f"- {_md(m.finding)}: {_md(m.title)} ({_code(m.scenario)})" for m in missing]
         lines.append("")
-    unserved = [f for f, _ in profile.findings if all(m.finding != f for m in profile.failure_modes)]
+    served = dict(profile.served_by_catalogue)
+    for finding, how in profile.served_by_catalogue:
+        lines += [f"- **{_md(finding)}** is served by this catalogue itself: {_md(how)}"]
+    if served:
+        lines.append("")
+    unserved = [
+        f for f, _ in profile.findings if f not in served and all(m.finding != f for m in profile.failure_modes)
+    ]
     if unserved:
         lines += [f"Findings with no failure mode measured here: {', '.join(_md(f) for f in unserved)}.", ""]
     lines += ["## Failure modes", ""]

@@ -216,6 +216,8 @@ def _signal_row(runs: ScenarioRuns, signal: Signal) -> _Row | None:
     for key in _metric_keys(path):
         found = _metric_entries(runs, key)
         if found is not None:
+            if all(entry.get("mean") is None for entry in found[0].values()):
+                return None  # no variant measured it (commands in a scenario without any): no row of n/a
             return _Row(signal.label, signal.unit, signal.worse, *found)
     values = {
         name: [_finite_at(replication[name], path) for replication in runs.replications.results]

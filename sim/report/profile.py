@@ -69,6 +69,9 @@ class Band:
     group_key: str | None = None
     initial: str = "closed"
     colours: tuple[tuple[str, str], ...] = ()
+    listed_at_most: int | None = None
+    """the result lists only the first this many transitions: a list that long may have been cut,
+    so after its last change the state is drawn as unknown rather than assumed to hold"""
 
 
 @dataclass(frozen=True)
@@ -194,3 +197,6 @@ class ReportProfile:
     failure_modes: tuple[FailureMode, ...] = ()
     findings: tuple[tuple[str, str], ...] = field(default=())
     """(finding id, one-line title) for every finding the twin's system has"""
+    served_by_catalogue: tuple[tuple[str, str], ...] = ()
+    """(finding id, how): findings the catalogue itself answers rather than a failure mode
+    (a missing practice -- tracing, runbooks -- that each mode's section supplies)"""

@@ -29,7 +29,7 @@ from sim.report.paths import at
 from sim.report.profile import Band, Line, Panel, ReportProfile
 from sim.report.svg import FAULT_COLOURS, LINE_COLOURS, Stack, draw, log_axis, time_axis, time_format
 
-__all__ = ["band_segments", "panel_lines", "timeline_svg"]
+__all__ = ["UNKNOWN_STATE", "band_segments", "panel_lines", "timeline_svg"]
 
 _WIDTH_IN = 9.5
 _LEFT_IN = 0.75
@@ -39,6 +39,8 @@ _TITLE_IN = 0.3
 _BAND_ROW_IN = 0.24
 _BOTTOM_IN = 0.55
 _UNKNOWN_STATE = "#bbbbbb"
+UNKNOWN_STATE = "not listed"
+"""The band's state after the last listed change of a list the result cut short (grey)."""
 _MAX_STEPS = 120
 """up to this many intervals a series is drawn as steps, each value over its interval"""
 
@@ -118,9 +120,13 @@ def band_segments(band: Band, body: Mapping[str, Any], start_s: float, end_s: fl
             continue
         group = str(change.get(band.group_key)) if band.group_key else band.title
         changes.setdefault(group, []).append((float(change[band.time_key]), str(change.get(band.state_key))))
+    cut = band.listed_at_most is not None and len(transitions) >= band.listed_at_most
+    last_listed = max(t for group in changes.values() for t, _ in group) if cut and changes else None
     segments: dict[str, Segments] = {}
     for group in sorted(changes):
         points = [(0.0, band.initial), *sorted(changes[group], key=lambda change: change[0])]
+        if last_listed is not None:  # the list was cut: past its last change nothing is known
+            points.append((last_listed, UNKNOWN_STATE))
         ends = [t for t, _ in points[1:]] + [end_s]
         drawn = [(max(t, start_s), min(end, end_s), state) for (t, state), end in zip(points, ends, strict=True)]
         segments[group] = [(a, b, state) for a, b, state in drawn if b > a]
