@@ -37,11 +37,11 @@ PANELS: tuple[Panel, ...] = (
     Panel("Ingestion", "readings per second", (Line("readings stored", names.READINGS_STORED, per_second=True),)),
     Panel(
         "Errors",
-        "%",
+        "%; orphaned commands are never told, so not counted",
         (
             Line("dashboard refreshes failed", names.DASHBOARD_ERRORS, per=names.DASHBOARD_REQUESTS, scale=100.0),
             Line(
-                "commands told failed (silent orphans not counted)",
+                "commands told failed",
                 names.COMMAND_FAILED,
                 per=(names.COMMAND_FAILED, names.COMMAND_SUCCEEDED),
                 scale=100.0,
@@ -58,7 +58,7 @@ PANELS: tuple[Panel, ...] = (
         log=True,
     ),
     Panel("Queue depth", "requests waiting", (Line("{}", QUEUE_SERIES),)),
-    Panel("Stream iterator age", "s", (Line("oldest record unread, at the last read", names.STREAM_MAX_ITERATOR_AGE),)),
+    Panel("Stream iterator age", "s", (Line("oldest unread, at last read", names.STREAM_MAX_ITERATOR_AGE),)),
     Panel("Replica lag", "s", (Line("worst replica's replay lag", names.REPLICA_REPLAY_LAG),)),
     Panel("Dead letter queue", "messages", (Line("depth", names.DLQ_MESSAGES, cumulative=True),)),
 )
